@@ -1,0 +1,57 @@
+"""Typed errors.
+
+Every error imgsent raises derives from :class:`ImgsentError` and also from the
+built-in exception it resembles, so ``except FileNotFoundError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ImgsentError(Exception):
+    """Base class of every error raised by imgsent."""
+
+
+class ModelNotFoundError(ImgsentError, FileNotFoundError):
+    """A model name, folder, Hub repo, revision or file could not be found."""
+
+
+class UnknownArchitectureError(ImgsentError, KeyError):
+    """An architecture name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidConfigError(ImgsentError, ValueError):
+    """A ``config.json`` or recipe value has the wrong type, range or shape."""
+
+
+class UnsafeWeightsError(ImgsentError, ValueError):
+    """Weights are in a format that would need unpickling, which imgsent refuses."""
+
+
+class ImageDecodeError(ImgsentError, ValueError):
+    """An input could not be turned into an RGB image."""
+
+
+class HubError(ImgsentError, OSError):
+    """The Hugging Face Hub (or a compatible server) failed or could not be reached."""
+
+
+class MissingExtraError(ImgsentError, ImportError):
+    """An optional dependency is missing; the message names the pip extra to install."""
+
+
+class CorpusError(ImgsentError, ValueError):
+    """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` is importable."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"This feature needs the optional package {module!r}. "
+            f"Install it with: pip install 'imgsent[{extra}]'"
+        )
