@@ -1,0 +1,45 @@
+"""imgsent: image sentiment polarity (negative / neutral / positive) from pixels alone.
+
+Example:
+    >>> import imgsent
+    >>> imgsent.predict("examples/images/coffee.jpg")
+    [Prediction(source='examples/images/coffee.jpg', label='positive', ...)]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelConfig",
+    "Prediction",
+    "Predictor",
+    "SentimentModel",
+    "__version__",
+    "predict",
+]
+
+if TYPE_CHECKING:
+    from imgsent.config import ModelConfig
+    from imgsent.model import SentimentModel
+    from imgsent.outputs import Prediction
+    from imgsent.predictor import Predictor, predict
+
+_LAZY = {
+    "ModelConfig": "imgsent.config",
+    "Prediction": "imgsent.outputs",
+    "Predictor": "imgsent.predictor",
+    "SentimentModel": "imgsent.model",
+    "predict": "imgsent.predictor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use, so ``import imgsent`` stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'imgsent' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The ``imgsent`` command line: thin Typer commands over the library."""

@@ -1,0 +1,80 @@
+"""The student network: a backbone that returns pooled features, and the paper's head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imgsent.config import ArchitectureConfig
+from imgsent.registry import get_architecture, validate_architecture
+
+NUM_CLASSES = 3
+
+
+class PaperHead(nn.Module):
+    """The paper's classifier head: Linear(D, hidden) -> GELU -> Linear(hidden, 3).
+
+    With ``hidden=0`` it is a single linear layer.
+    """
+
+    def __init__(self, in_features: int, *, hidden: int = 32, dropout: float = 0.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
+        if hidden > 0:
+            layers += [nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, NUM_CLASSES)]
+        else:
+            layers += [nn.Linear(in_features, NUM_CLASSES)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class SentimentNet(nn.Module):
+    """Backbone plus head. ``forward`` maps normalised images [B, 3, H, W] to logits [B, 3]."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, *, head_hidden: int = 32, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.head = PaperHead(feature_dim, hidden=head_hidden, dropout=dropout)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features, shape [B, feature_dim]."""
+        return self.backbone(pixels)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(pixels))
+
+
+def build_network(arch: ArchitectureConfig) -> SentimentNet:
+    """Build a randomly initialised network from an architecture record.
+
+    Args:
+        arch: The architecture name and arguments, validated against the registry.
+
+    Returns:
+        A :class:`SentimentNet` in training mode, with random weights.
+
+    Example:
+        >>> net = build_network(ArchitectureConfig("efficientnet_lite0"))
+        >>> net(torch.zeros(1, 3, 224, 224)).shape
+        torch.Size([1, 3])
+    """
+    validate_architecture(arch)
+    spec = get_architecture(arch.name)
+    args = dict(arch.args)
+    head_hidden = int(args.pop("head_hidden", 32))
+    dropout = float(args.pop("dropout", 0.0))
+    if spec.family == "efficientnet":
+        from imgsent.models.efficientnet import build_efficientnet_backbone
+
+        backbone, dim = build_efficientnet_backbone(spec.fixed["timm_name"])
+    else:
+        from imgsent.models.vit import build_vit_backbone
+
+        settings = {k: v for k, v in spec.fixed.items() if k != "hub_id"}
+        settings["image_size"] = spec.default_image_size
+        settings.update(args)
+        backbone, dim = build_vit_backbone(**settings)
+    return SentimentNet(backbone, dim, head_hidden=head_hidden, dropout=dropout)

@@ -1,0 +1,160 @@
+"""Result records and the CSV / JSONL writers used by ``imgsent classify``.
+
+Writers append whole rows and flush + fsync at batch boundaries, so a killed run
+loses at most the batch in flight. On resume, a torn last line is cut off first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from imgsent.config import LABELS
+
+Label = Literal["negative", "neutral", "positive"]
+OutputFormat = Literal["csv", "jsonl"]
+COLUMNS: tuple[str, ...] = ("path", "label", "negative", "neutral", "positive", "error")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The polarity of one input image, or why it could not be read.
+
+    Attributes:
+        source: The input's path, or a short description of an in-memory input.
+        label: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` when ``error`` is set.
+            With ``binary=True`` it is never ``"neutral"``.
+        negative: Probability of negative (0 to 1), ``None`` on error.
+        neutral: Probability of neutral, ``None`` on error.
+        positive: Probability of positive, ``None`` on error.
+        error: Why the input could not be classified, else ``None``.
+
+    Example:
+        >>> p = Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80)
+        >>> p.ok, p.probabilities
+        (True, {'negative': 0.05, 'neutral': 0.15, 'positive': 0.8})
+    """
+
+    source: str
+    label: Label | None
+    negative: float | None = None
+    neutral: float | None = None
+    positive: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the image was classified."""
+        return self.error is None
+
+    @property
+    def probabilities(self) -> dict[str, float] | None:
+        """The three probabilities keyed by label, or ``None`` on error."""
+        if not self.ok:
+            return None
+        return {"negative": self.negative, "neutral": self.neutral, "positive": self.positive}  # type: ignore[dict-item]
+
+    def to_row(self) -> dict[str, str | float | None]:
+        """The output row: ``path, label, negative, neutral, positive, error``."""
+        return {
+            "path": self.source,
+            "label": self.label,
+            "negative": _round(self.negative),
+            "neutral": _round(self.neutral),
+            "positive": _round(self.positive),
+            "error": self.error,
+        }
+
+    @classmethod
+    def failed(cls, source: str, error: str) -> Prediction:
+        """A prediction that carries an error instead of a label."""
+        return cls(source=source, label=None, error=error)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def label_from_probabilities(probs: tuple[float, float, float], *, binary: bool) -> Label:
+    """Argmax label; with ``binary`` the neutral output is dropped (the paper's protocol)."""
+    if binary:
+        return "positive" if probs[2] > probs[0] else "negative"
+    best = max(range(3), key=lambda i: probs[i])
+    return LABELS[best]  # type: ignore[return-value]
+
+
+def infer_format(path: str | os.PathLike[str] | None, explicit: OutputFormat | None) -> OutputFormat:
+    """Choose the output format from ``--format`` or the file extension (default CSV)."""
+    if explicit is not None:
+        return explicit
+    if path is not None and str(path).lower().endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    return "csv"
+
+
+class ResultWriter:
+    """Append prediction rows to a CSV or JSONL stream, durably when it is a file.
+
+    Args:
+        stream: A text stream opened for appending.
+        fmt: ``"csv"`` or ``"jsonl"``.
+        write_header: Write the CSV header first (only for new, empty files).
+    """
+
+    def __init__(self, stream: io.TextIOBase, fmt: OutputFormat, *, write_header: bool) -> None:
+        self._stream = stream
+        self._fmt = fmt
+        self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None and write_header:
+            self._csv.writeheader()
+
+    def write(self, predictions: Iterable[Prediction]) -> None:
+        """Write rows, then flush (and fsync when backed by a file)."""
+        for prediction in predictions:
+            row = prediction.to_row()
+            if self._csv is not None:
+                self._csv.writerow(row)
+            else:
+                self._stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._stream.flush()
+        try:
+            os.fsync(self._stream.fileno())
+        except (OSError, io.UnsupportedOperation, AttributeError, ValueError):
+            pass
+
+
+def repair_and_read_done(path: str | os.PathLike[str], fmt: OutputFormat) -> set[str]:
+    """Cut a torn last line from an existing output file and return the paths it already holds.
+
+    Rows are only trusted when complete: a last line without a trailing newline (a killed write)
+    is removed, so the file can be appended to safely.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            handle.truncate(end)
+            data = data[:end]
+    text = data.decode("utf-8", errors="replace")
+    done: set[str] = set()
+    if fmt == "csv":
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            if row.get("path"):
+                done.add(row["path"])
+    else:
+        for line in text.split("\n"):
+            if line.strip():
+                try:
+                    done.add(json.loads(line)["path"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+    return done
