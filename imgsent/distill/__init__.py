@@ -1,0 +1,1 @@
+"""Distillation pipeline: corpus ingest, image fetch, dedup, teacher labelling, selection, training."""
