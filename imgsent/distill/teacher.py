@@ -76,7 +76,7 @@ class VaderTeacher:
 
     Example:
         >>> teacher = VaderTeacher()
-        >>> teacher.predict_proba(["I love this, what a great day!"]).round(2).tolist()
+        >>> teacher.predict_proba(["I love this, what a great day!"]).astype(float).round(2).tolist()
         [[0.0, 0.0, 1.0]]
     """
 
@@ -109,7 +109,7 @@ def compound_to_proba(compound: Sequence[float], *, band: float = 0.3, temperatu
     """Map VADER compound scores to (negative, neutral, positive) probabilities; see :class:`VaderTeacher`.
 
     Example:
-        >>> compound_to_proba([0.0, 0.6, -0.6]).round(2).tolist()
+        >>> compound_to_proba([0.0, 0.6, -0.6]).astype(float).round(2).tolist()
         [[0.05, 0.91, 0.05], [0.0, 0.05, 0.95], [0.95, 0.05, 0.0]]
     """
     import numpy as np
