@@ -188,7 +188,7 @@ def test_real_twitter1_dev_corpus() -> None:
     sys.addaudithook(_audit)
     _OPENED = []
     try:
-        reader = read_corpus(folder / "corpus.jsonl", min_words=0)
+        reader = read_corpus(folder / "corpus.jsonl")
         posts = list(reader)
         opened = list(_OPENED)
     finally:
