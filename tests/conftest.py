@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random-weight models saved as real model folders, and small real images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("IMGSENT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+TINY_VIT = ArchitectureConfig(
+    "vit_b16",
+    {"image_size": 32, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+)
+
+
+def tiny_config(**provenance: object) -> ModelConfig:
+    """A ViT-B/16-shaped model shrunk to a few thousand weights, fed 32 px images."""
+    return ModelConfig(TINY_VIT, PreprocessConfig(image_size=32), provenance=dict(provenance))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved random-weight tiny model folder (config.json + model.safetensors)."""
+    import torch
+
+    from imgsent.model import SentimentModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model")
+    SentimentModel(tiny_config(note="random weights for tests")).save_pretrained(folder)
+    return folder
+
+
+def make_photo(path: Path, *, size: tuple[int, int] = (64, 48), seed: int = 0, fmt: str | None = None) -> Path:
+    """Write a small noisy RGB image."""
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(array).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """A folder with six small valid images in several formats."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(["a.jpg", "b.png", "c.webp", "d.bmp", "e.tiff", "f.JPG"]):
+        make_photo(folder / name, seed=i, size=(40 + i * 7, 30 + i * 5))
+    return folder
+
+
+def shared_data_or_skip(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set IMGSENT_SHARED_DATA to its folder)")
+    return path

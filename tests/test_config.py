@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
+from imgsent.errors import InvalidConfigError, UnknownArchitectureError
+
+
+def _valid() -> dict:
+    return ModelConfig(ArchitectureConfig("efficientnet_lite0", {"head_hidden": 32}), PreprocessConfig()).to_dict()
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = ModelConfig(
+        ArchitectureConfig("vit_b16", {"image_size": 384}),
+        PreprocessConfig(image_size=384, resize_mode="squash", interpolation="bilinear"),
+        provenance={"teacher": "vader", "metrics": {"acc": 0.8}},
+    )
+    cfg.save(tmp_path)
+    assert ModelConfig.load(tmp_path) == cfg
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["format_version"] == 1
+    assert data["labels"] == ["negative", "neutral", "positive"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d.update(format_version=99), "format_version=99"),
+        (lambda d: d["architecture"].update(name="resnet9000"), "Unknown architecture 'resnet9000'. Valid names: "),
+        (lambda d: d["architecture"]["args"].update(head_hidden=-1), r"head_hidden must be a int in \[0, 4096\], got -1"),
+        (lambda d: d["architecture"]["args"].update(evil="x"), "evil is not an option of 'efficientnet_lite0'"),
+        (lambda d: d["preprocess"].update(image_size=10**6), r"image_size must be an integer in \[16, 2048\]"),
+        (lambda d: d["preprocess"].update(image_size=True), "image_size must be an integer"),
+        (lambda d: d["preprocess"].update(resize_mode="stretch"), "resize_mode must be one of"),
+        (lambda d: d["preprocess"].update(std=[0.5, 0.0, 0.5]), "std must be a list of 3 positive"),
+        (lambda d: d["preprocess"].update(mean=[float("nan"), 0, 0]), "mean must be a list of 3 finite"),
+        (lambda d: d.update(labels=["positive", "neutral", "negative"]), "labels must be"),
+        (lambda d: d.update(architecture="efficientnet_lite0"), "architecture must be a dict"),
+        (lambda d: d.update(provenance=[1]), "provenance must be a dict"),
+    ],
+)
+def test_untrusted_values_are_rejected_with_the_reason(mutate, match):
+    data = _valid()
+    mutate(data)
+    with pytest.raises((InvalidConfigError, UnknownArchitectureError), match=match):
+        ModelConfig.from_dict(data)
+
+
+def test_errors_subclass_builtins():
+    with pytest.raises(KeyError):
+        ModelConfig.from_dict({**_valid(), "architecture": {"name": "nope"}})
+    with pytest.raises(ValueError):
+        ModelConfig.from_dict([])
+
+
+def test_invalid_json_file(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(InvalidConfigError, match="is not valid JSON"):
+        ModelConfig.load(tmp_path)
