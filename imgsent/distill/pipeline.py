@@ -1,0 +1,373 @@
+"""The distillation pipeline: corpus -> dedup -> teacher labels -> selection -> training -> evaluation -> export.
+
+Each stage writes into its own folder under the run's work directory and records a
+fingerprint of everything it depends on (its recipe sections and the stages before it)
+in ``done.json``. Re-running skips a stage whose fingerprint matches; a stage whose inputs
+changed is redone, along with everything after it. Teacher labelling and training also
+resume *inside* the stage after an interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgsent.distill.recipe import Recipe
+from imgsent.errors import InvalidConfigError
+
+STAGES: tuple[str, ...] = ("ingest", "dedup", "label", "select", "train", "evaluate", "export")
+_DEPENDS: dict[str, tuple[str, ...]] = {
+    "ingest": ("corpus",),
+    "dedup": ("dedup", "student"),
+    "label": ("teacher",),
+    "select": ("selection",),
+    "train": ("student", "train"),
+    "evaluate": ("evaluate",),
+    "export": ("export", "name"),
+}
+Log = Callable[[str], None]
+
+
+@dataclass
+class StageResult:
+    """The outcome of one stage: whether it ran or was already done, and its summary."""
+
+    name: str
+    skipped: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class DistillRun:
+    """Run a :class:`~imgsent.distill.recipe.Recipe` stage by stage in a work directory.
+
+    Args:
+        recipe: The recipe.
+        workdir: Folder for every stage's outputs (created if needed).
+        log: Called with one line per event (the CLI prints it on stderr).
+        progress: Show progress bars (``None``: only on a terminal).
+
+    Example:
+        >>> run = DistillRun(load_recipe("recipes/default.yaml"), "runs/default")
+        >>> [r.name for r in run.run()]
+        ['ingest', 'dedup', 'label', 'select', 'train', 'evaluate', 'export']
+    """
+
+    def __init__(self, recipe: Recipe, workdir: str | os.PathLike[str], *, log: Log | None = None,
+                 progress: bool | None = None) -> None:
+        self.recipe = recipe
+        self.workdir = Path(workdir)
+        self.log = log or (lambda line: None)
+        self.progress = progress
+
+    def run(self, *, until: str | None = None, only: str | None = None) -> list[StageResult]:
+        """Run stages in order, skipping those already done with the same inputs.
+
+        Args:
+            until: Stop after this stage.
+            only: Run just this stage (its predecessors must be done).
+
+        Returns:
+            One :class:`StageResult` per stage considered.
+        """
+        for name in (until, only):
+            if name is not None and name not in STAGES:
+                raise InvalidConfigError(f"Unknown stage {name!r}. Stages: {', '.join(STAGES)}.")
+        if _world_size() > 1 and only != "train":
+            raise InvalidConfigError(
+                "Under torchrun only the train stage runs on every process. Run the other stages once without "
+                "torchrun (`imgsent distill run RECIPE --until select`), then "
+                "`torchrun --nproc_per_node N -m imgsent distill stage train RECIPE`."
+            )
+        results = []
+        for name in STAGES:
+            if only is not None and name != only:
+                if STAGES.index(name) < STAGES.index(only) and not self._is_done(name):
+                    raise InvalidConfigError(f"Stage {only!r} needs stage {name!r} first: run `imgsent distill run` --until {name}.")
+                continue
+            results.append(self._stage(name))
+            if name in (until, only):
+                break
+        return results
+
+    # -- bookkeeping -----------------------------------------------------------------------------------------
+
+    def folder(self, stage: str) -> Path:
+        """The stage's output folder."""
+        return self.workdir / stage
+
+    def fingerprint(self, stage: str) -> str:
+        """Hash of the stage's recipe sections and of every earlier stage's fingerprint."""
+        digest = hashlib.sha256()
+        for name in STAGES[: STAGES.index(stage) + 1]:
+            sections = [s for s in _DEPENDS[name] if s != "name"]
+            digest.update(self.recipe.section_json(*sections).encode())
+            if "name" in _DEPENDS[name]:
+                digest.update(self.recipe.name.encode())
+        return digest.hexdigest()
+
+    def _is_done(self, stage: str) -> bool:
+        marker = self.folder(stage) / "done.json"
+        if not marker.is_file():
+            return False
+        try:
+            return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == self.fingerprint(stage)
+        except (json.JSONDecodeError, OSError):
+            return False
+
+    def _stage(self, name: str) -> StageResult:
+        if _rank() != 0:  # other ranks of a torchrun job only take part in training
+            return StageResult(name, False, getattr(self, f"_run_{name}")(self.folder(name)))
+        folder = self.folder(name)
+        marker = folder / "done.json"
+        if self._is_done(name):
+            summary = json.loads(marker.read_text(encoding="utf-8")).get("summary", {})
+            self.log(f"{name}: already done, skipped")
+            return StageResult(name, True, summary)
+        started = folder / "started.json"
+        fingerprint = self.fingerprint(name)
+        if folder.exists():
+            previous = _read_json(started).get("fingerprint")
+            if previous != fingerprint:  # inputs changed: start this stage afresh
+                shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(started, {"fingerprint": fingerprint})
+        self.log(f"{name}: running")
+        summary = getattr(self, f"_run_{name}")(folder)
+        _write_json(marker, {"fingerprint": fingerprint, "summary": summary})
+        self.log(f"{name}: done {json.dumps(_brief(summary), default=str)}")
+        return StageResult(name, False, summary)
+
+    # -- stages ----------------------------------------------------------------------------------------------
+
+    def _run_ingest(self, folder: Path) -> dict[str, Any]:
+        from imgsent.distill.corpus import read_corpus
+
+        c = self.recipe.corpus
+        reader = read_corpus(c.path, format=c.format, lang=c.lang, min_words=c.min_words,  # type: ignore[arg-type]
+                             drop_references=c.drop_references, image_root=c.image_root)
+        posts = iter(reader)
+        if c.max_posts is not None:
+            posts = (p for i, p in zip(range(c.max_posts), posts))
+        if c.fetch:
+            posts = self._fetch(list(posts), folder)
+        count = _write_posts(folder / "posts.jsonl", posts)
+        return {"corpus": reader.report.to_dict(), "posts": count}
+
+    def _fetch(self, posts: list[Any], folder: Path) -> Iterator[Any]:
+        from imgsent.distill.fetch import fetch_images, localize_posts
+
+        urls = sorted({i for p in posts for i in p.images if i.startswith(("http://", "https://"))})
+        report = fetch_images(urls, folder / "images")
+        self.log(f"ingest: fetched {len(report.paths)}/{len(urls)} images; failures {dict(report.failures)}")
+        return iter(localize_posts(posts, report))
+
+    def _run_dedup(self, folder: Path) -> dict[str, Any]:
+        from imgsent.distill.dedup import apply_dedup, deduplicate
+
+        d = self.recipe.dedup
+        posts = list(_read_posts(self.folder("ingest") / "posts.jsonl"))
+        paths = list(dict.fromkeys(i for p in posts for i in p.images if not i.startswith(("http://", "https://"))))
+        if d.exact or d.near:
+            embed = self._embedder() if d.near else None
+            report = deduplicate(paths, embed=embed, threshold=d.threshold)
+            kept_posts = list(apply_dedup(posts, report))
+            (folder / "removed.jsonl").write_text(
+                "".join(json.dumps(asdict(r)) + "\n" for r in report.removed), encoding="utf-8"
+            )
+            summary = report.summary()
+        else:
+            kept_posts, summary = posts, {"kept": len(paths), "removed_exact": 0, "removed_near": 0}
+        summary["posts"] = _write_posts(folder / "posts.jsonl", kept_posts)
+        return summary
+
+    def _embedder(self) -> Callable[[list[str]], Any]:
+        import torch
+
+        from imgsent.distill.backbones import load_imagenet_backbone
+        from imgsent.predictor import Predictor
+
+        model = self._new_student()
+        load_imagenet_backbone(model)
+        predictor = Predictor(model, device="auto")
+
+        def embed(paths: list[str]) -> torch.Tensor:
+            from imgsent.transforms import normalize
+
+            out = []
+            for batch in predictor.iter_batches(paths, batch_size=64):
+                feats = torch.zeros(len(batch.ok), model.net.feature_dim)
+                if batch.pixels.shape[0]:
+                    with torch.inference_mode():
+                        pixels = normalize(batch.pixels.to(predictor.device), model.config.preprocess)
+                        ok_rows = [i for i, ok in enumerate(batch.ok) if ok]
+                        feats[ok_rows] = model.net.features(pixels).float().cpu()
+                # Unreadable images get a unique random direction so they never match anything.
+                for i, ok in enumerate(batch.ok):
+                    if not ok:
+                        feats[i] = torch.randn(model.net.feature_dim)
+                out.append(feats)
+            return torch.cat(out) if out else torch.empty(0, model.net.feature_dim)
+
+        return embed
+
+    def _run_label(self, folder: Path) -> dict[str, Any]:
+        from imgsent.distill.labels import label_corpus
+
+        teacher = self._teacher()
+        posts = _read_posts(self.folder("dedup") / "posts.jsonl")
+        report = label_corpus(posts, teacher, folder / "labels.jsonl", batch_size=self.recipe.teacher.batch_size,
+                              progress=lambda n: self.log(f"label: {n} posts labelled") if n % 10000 == 0 else None)
+        return asdict(report)
+
+    def _teacher(self) -> Any:
+        t = self.recipe.teacher
+        if t.kind == "vader":
+            from imgsent.distill.teacher import VaderTeacher
+
+            return VaderTeacher(band=t.band, temperature=t.temperature)
+        from imgsent.distill.teacher import HFTeacher
+
+        return HFTeacher(t.model, revision=t.revision)
+
+    def _run_select(self, folder: Path) -> dict[str, Any]:
+        from imgsent.distill.labels import iter_label_cache, read_cache_header
+        from imgsent.distill.select import Thresholds, select_samples, write_selection
+
+        s = self.recipe.selection
+        cache = self.folder("label") / "labels.jsonl"
+        selection = select_samples(iter_label_cache(cache), thresholds=Thresholds(**s.thresholds), balance=s.balance,
+                                   val_fraction=s.val_fraction, seed=s.seed)
+        write_selection(selection, folder, teacher=read_cache_header(cache).get("teacher"))
+        for warning in selection.warnings:
+            self.log(f"select: warning: {warning}")
+        return selection.summary()
+
+    def _new_student(self) -> Any:
+        from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
+        from imgsent.model import SentimentModel
+        from imgsent.registry import get_architecture
+
+        st = self.recipe.student
+        spec = get_architecture(st.architecture)
+        size = st.image_size or spec.default_image_size
+        args = dict(st.args)
+        if spec.family == "vit":
+            args.setdefault("image_size", size)
+        preprocess = PreprocessConfig(image_size=size, resize_mode=st.resize_mode,  # type: ignore[arg-type]
+                                      interpolation=st.interpolation)  # type: ignore[arg-type]
+        config = ModelConfig.from_dict(ModelConfig(ArchitectureConfig(st.architecture, args), preprocess).to_dict())
+        return SentimentModel(config)
+
+    def _run_train(self, folder: Path) -> dict[str, Any]:
+        import torch
+
+        from imgsent.distill.train import TrainConfig, read_rows, train_student
+
+        config = TrainConfig.from_dict(self.recipe.train)
+        torch.manual_seed(config.seed)
+        model = self._new_student()
+        if self.recipe.student.pretrained:
+            from imgsent.distill.backbones import load_imagenet_backbone
+
+            load_imagenet_backbone(model)
+        selection = self.folder("select")
+        resume = any((folder / "checkpoints").glob("*")) if (folder / "checkpoints").exists() else False
+        result = train_student(model, read_rows(selection / "train.jsonl"), read_rows(selection / "val.jsonl"),
+                               config, folder, resume=resume, progress=self.progress)
+        return {"model_dir": str(result.model_dir), "steps": result.steps, "best_epoch": result.best_epoch,
+                "bad_images": len(result.bad_images), "history": [asdict(m) for m in result.history]}
+
+    def _run_evaluate(self, folder: Path) -> dict[str, Any]:
+        e = self.recipe.evaluate
+        if e.labels is None:
+            return {"skipped": "no evaluate.labels in the recipe"}
+        from imgsent.evaluate import evaluate_labels
+        from imgsent.predictor import Predictor
+
+        predictor = Predictor.from_pretrained(_read_json(self.folder("train") / "done.json")["summary"]["model_dir"])
+        report = evaluate_labels(predictor, e.labels, images_root=e.images_root, tta=e.tta)
+        (folder / "metrics.json").write_text(report.to_json() + "\n", encoding="utf-8")
+        return {m.name: {"n": m.n, "accuracy": m.accuracy, "macro_f1": m.macro_f1} for m in report.subsets}
+
+    def _run_export(self, folder: Path) -> dict[str, Any]:
+        import torch
+
+        import imgsent
+        from imgsent.distill.export import export_model
+        from imgsent.distill.labels import read_cache_header
+        from imgsent.model import SentimentModel
+
+        train = _read_json(self.folder("train") / "done.json")["summary"]
+        model = SentimentModel.from_folder(train["model_dir"])
+        last = train["history"][-1] if train["history"] else {}
+        evaluation = _read_json(self.folder("evaluate") / "done.json").get("summary", {})
+        provenance = {
+            "imgsent_version": imgsent.__version__,
+            "teacher": read_cache_header(self.folder("label") / "labels.jsonl").get("teacher"),
+            "corpus": _read_json(self.folder("ingest") / "done.json")["summary"]["corpus"],
+            "dedup": _brief(_read_json(self.folder("dedup") / "done.json")["summary"]),
+            "selection": _read_json(self.folder("select") / "done.json")["summary"].get("counts", {}).get("train"),
+            "recipe": self.recipe.to_dict(),
+            "metrics": {"val_accuracy_vs_teacher": last.get("val_accuracy"), "evaluation": evaluation},
+        }
+        dtype = torch.float16 if self.recipe.export.dtype == "float16" else None
+        out = export_model(model, folder / "model", provenance=provenance, dtype=dtype, name=self.recipe.name,
+                           load_name=self.recipe.export.push_to_hub)
+        summary: dict[str, Any] = {"model_dir": str(out)}
+        if self.recipe.export.push_to_hub:
+            from imgsent.hub import push_to_hub
+
+            summary["pushed"] = push_to_hub(out, self.recipe.export.push_to_hub, private=self.recipe.export.private)
+        return summary
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _write_posts(path: Path, posts: Any) -> int:
+    tmp = path.with_suffix(".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for post in posts:
+            handle.write(json.dumps(asdict(post), ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def _read_posts(path: Path) -> Iterator[Any]:
+    from imgsent.distill.corpus import Post
+
+    with open(path, encoding="utf-8", newline="\n") as handle:
+        for line in handle:
+            if line.strip():
+                data = json.loads(line)
+                yield Post(data["id"], data["text"], tuple(data["images"]), data.get("lang"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if not isinstance(v, (list, dict))}
