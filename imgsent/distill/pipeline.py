@@ -277,9 +277,9 @@ class DistillRun:
 
             load_imagenet_backbone(model)
         selection = self.folder("select")
-        resume = any((folder / "checkpoints").glob("*")) if (folder / "checkpoints").exists() else False
+        # resume=True continues from the newest checkpoint of an interrupted run, or starts fresh.
         result = train_student(model, read_rows(selection / "train.jsonl"), read_rows(selection / "val.jsonl"),
-                               config, folder, resume=resume, progress=self.progress)
+                               config, folder, resume=True, progress=self.progress)
         return {"model_dir": str(result.model_dir), "steps": result.steps, "best_epoch": result.best_epoch,
                 "bad_images": len(result.bad_images), "history": [asdict(m) for m in result.history]}
 
