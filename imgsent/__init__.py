@@ -2,8 +2,8 @@
 
 Example:
     >>> import imgsent
-    >>> imgsent.predict("examples/images/coffee.jpg")
-    [Prediction(source='examples/images/coffee.jpg', label='positive', ...)]
+    >>> imgsent.predict("examples/images/coffee_cup.jpg")
+    [Prediction(source='examples/images/coffee_cup.jpg', label='positive', ...)]
 """
 
 from __future__ import annotations

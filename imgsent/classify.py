@@ -96,7 +96,8 @@ def classify_files(
         if not resume and not new_file:
             Path(output).unlink()
             new_file = True
-        stream, close = open(output, "a", encoding="utf-8", newline=""), True
+        # surrogateescape keeps file names that are not valid UTF-8 byte-exact
+        stream, close = open(output, "a", encoding="utf-8", newline="", errors="surrogateescape"), True
     try:
         writer = ResultWriter(stream, fmt, write_header=new_file)
         processed = 0

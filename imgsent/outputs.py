@@ -119,14 +119,26 @@ class ResultWriter:
         for prediction in predictions:
             row = prediction.to_row()
             if self._csv is not None:
-                self._csv.writerow(row)
+                try:
+                    self._csv.writerow(row)
+                except UnicodeEncodeError:  # a stream without surrogateescape (stdout) and a non-UTF-8 name
+                    self._csv.writerow({**row, "path": _printable(str(row["path"]))})
             else:
-                self._stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+                line = json.dumps(row, ensure_ascii=False)
+                try:
+                    line.encode("utf-8")
+                except UnicodeEncodeError:
+                    line = json.dumps(row)  # \udcXX escapes keep non-UTF-8 names exact
+                self._stream.write(line + "\n")
         self._stream.flush()
         try:
             os.fsync(self._stream.fileno())
         except (OSError, io.UnsupportedOperation, AttributeError, ValueError):
             pass
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def repair_and_read_done(path: str | os.PathLike[str], fmt: OutputFormat) -> set[str]:
@@ -144,7 +156,7 @@ def repair_and_read_done(path: str | os.PathLike[str], fmt: OutputFormat) -> set
         if end != len(data):
             handle.truncate(end)
             data = data[:end]
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="surrogateescape")
     done: set[str] = set()
     if fmt == "csv":
         for row in csv.DictReader(io.StringIO(text, newline="")):

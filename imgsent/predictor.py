@@ -271,7 +271,7 @@ def predict(
 
     Example:
         >>> import imgsent
-        >>> imgsent.predict("examples/images/coffee.jpg")[0].label
+        >>> imgsent.predict("examples/images/coffee_cup.jpg")[0].label
         'positive'
     """
     key = None if model is None else str(model)

@@ -119,3 +119,20 @@ def validate_architecture(arch: ArchitectureConfig) -> None:
             raise InvalidConfigError(
                 f"architecture.args.{key} must be a {rule.kind.__name__} in [{rule.low}, {rule.high}], got {value!r}."
             )
+    if spec.family == "vit":
+        _check_vit_size(arch.name, {**spec.fixed, **arch.args})
+
+
+MAX_PARAMETERS = 1_500_000_000
+
+
+def _check_vit_size(name: str, settings: dict[str, Any]) -> None:
+    """Refuse ViT settings whose arguments are each in range but together ask for a giant network."""
+    hidden, layers = settings["hidden_size"], settings["num_hidden_layers"]
+    inner, patch = settings["intermediate_size"], settings["patch_size"]
+    count = layers * (4 * hidden * hidden + 2 * hidden * inner) + 3 * patch * patch * hidden
+    if count > MAX_PARAMETERS:
+        raise InvalidConfigError(
+            f"architecture {name!r} with these arguments would have about {count / 1e9:.1f} B parameters; "
+            f"imgsent builds at most {MAX_PARAMETERS / 1e9:.1f} B (ViT-L/16 has 0.3 B). Check architecture.args."
+        )

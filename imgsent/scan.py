@@ -34,7 +34,7 @@ def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool
 
     Example:
         >>> list(iter_image_files(["examples/images"]))[:1]
-        ['examples/images/coffee.jpg']
+        ['examples/images/astronaut_eileen_collins.jpg']
     """
     seen_dirs: set[tuple[int, int]] = set()
     for path in paths:

@@ -129,3 +129,27 @@ def test_recipe_paths_resolve_against_the_recipe_file(tmp_path):
     path = tmp_path / "sub" / "r.yaml"
     path.write_text(yaml.safe_dump({"corpus": {"path": "../c.jsonl"}}))
     assert load_recipe(path).corpus.path == str((tmp_path / "c.jsonl").resolve())
+
+
+@pytest.mark.slow
+def test_train_stage_under_torchrun_with_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    corpus = _corpus(tmp_path / "data")
+    recipe = _recipe(tmp_path, corpus, epochs=0, freeze_backbone_epochs=1)
+    work = tmp_path / "w"
+    first = CliRunner().invoke(app, ["distill", "run", str(recipe), "-d", str(work), "--until", "select"])
+    assert first.exit_code == 0, first.output
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29900 + os.getpid() % 90),
+           "-m", "imgsent", "distill", "stage", "train", str(recipe), "-d", str(work)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    marker = json.loads((work / "train" / "done.json").read_text())
+    assert marker["summary"]["steps"] >= 1
+    assert (Path(marker["summary"]["model_dir"]) / "model.safetensors").is_file()
+    rest = CliRunner().invoke(app, ["distill", "run", str(recipe), "-d", str(work)])
+    assert rest.exit_code == 0, rest.output
+    assert "train: already done, skipped" in rest.output

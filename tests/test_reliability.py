@@ -374,8 +374,6 @@ def test_classify_cli_writes_exactly_one_row_per_scanned_file(tiny_model_dir, ba
             assert not row["label"] and error_names_input_and_reason(row["error"], row["path"]), row
 
 
-@pytest.mark.xfail(strict=True, reason="classify crashes (UnicodeEncodeError) on a file name that is not valid UTF-8; "
-                   "fix described in docs/reliability.md (Known issues)")
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_classify_file_names_that_are_not_utf8(tiny_model_dir, tmp_path, fmt) -> None:
     from imgsent.classify import classify_files

@@ -312,9 +312,6 @@ def test_damaged_config_files_only_raise_imgsent_errors(tmp_path) -> None:
             pass
 
 
-@pytest.mark.xfail(strict=True, reason="registry checks each ViT argument's range but not the resulting size: a "
-                   "config.json within range can ask for a 13-billion-parameter network; fix described in "
-                   "docs/reliability.md (Known issues)")
 def test_config_asking_for_a_giant_network_is_refused_before_building() -> None:
     from imgsent.config import ModelConfig
     from imgsent.errors import InvalidConfigError

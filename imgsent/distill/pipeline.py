@@ -121,7 +121,8 @@ class DistillRun:
             return False
 
     def _stage(self, name: str) -> StageResult:
-        if _rank() != 0:  # other ranks of a torchrun job only take part in training
+        if _rank() != 0:  # other ranks of a torchrun job only take part in training, once rank 0 has set up
+            _wait_for(self.folder(name) / "started.json", self.fingerprint(name))
             return StageResult(name, False, getattr(self, f"_run_{name}")(self.folder(name)))
         folder = self.folder(name)
         marker = folder / "done.json"
@@ -333,6 +334,16 @@ def _rank() -> int:
 
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _wait_for(marker: Path, fingerprint: str, timeout: float = 600.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _read_json(marker).get("fingerprint") != fingerprint:
+        if time.monotonic() > deadline:
+            raise InvalidConfigError(f"Rank {_rank()} waited {timeout:.0f} s for rank 0 to prepare {marker.parent}.")
+        time.sleep(0.2)
 
 
 def _write_posts(path: Path, posts: Any) -> int:
