@@ -25,6 +25,11 @@ class ClassifySummary:
         errors: Number of files that produced an error row.
         skipped: Files skipped because ``resume`` found them in the output already.
         seconds: Wall time of the run.
+
+    Example:
+        >>> summary = ClassifySummary(Counter(positive=3, negative=1), errors=1, seconds=2.0)
+        >>> summary.classified, summary.images_per_second
+        (4, 2.5)
     """
 
     counts: Counter[str] = field(default_factory=Counter)
@@ -79,6 +84,11 @@ def classify_files(
 
     Returns:
         A :class:`ClassifySummary`.
+
+    Example:
+        >>> summary = classify_files(Predictor.from_pretrained(), ["photos/"], output="out.csv", recursive=True)
+        >>> summary.classified, summary.errors
+        (1520, 3)
     """
     start = time.perf_counter()
     summary = ClassifySummary()

@@ -39,6 +39,10 @@ class ArchitectureConfig:
     Args:
         name: A name from :data:`imgsent.registry.ARCHITECTURES`, e.g. ``"efficientnet_lite0"``.
         args: Keyword arguments for that architecture's builder (e.g. ``head_hidden``).
+
+    Example:
+        >>> ArchitectureConfig("vit_b16", {"image_size": 224})
+        ArchitectureConfig(name='vit_b16', args={'image_size': 224})
     """
 
     name: str
@@ -56,6 +60,10 @@ class PreprocessConfig:
         interpolation: Resampling filter used when resizing.
         mean: Per-channel mean subtracted from values in [0, 1].
         std: Per-channel divisor applied after the mean. ``mean=std=0.5`` scales to [-1, 1].
+
+    Example:
+        >>> PreprocessConfig(image_size=384).resize_mode
+        'squash'
     """
 
     image_size: int = 224

@@ -56,7 +56,13 @@ class SubsetMetrics:
 
 @dataclass
 class EvaluationReport:
-    """Metrics per subset, plus the files that could not be read."""
+    """Metrics per subset, plus the files that could not be read.
+
+    Example:
+        >>> report = evaluate_labels(predictor, "labels.csv")
+        >>> [(m.name, m.n) for m in report.subsets]
+        [('all', 1269), ('agree>=3', 1269), ('agree>=4', 1116), ('agree>=5', 882)]
+    """
 
     labels_file: str
     subsets: list[SubsetMetrics] = field(default_factory=list)
@@ -79,6 +85,11 @@ def read_labels(path: str | os.PathLike[str], *, images_root: str | os.PathLike[
 
     Raises:
         CorpusError: The file is missing, has unknown columns, or a row has an invalid label.
+
+    Example:
+        >>> rows = read_labels("twitter1/labels.csv")
+        >>> rows[0]
+        LabelledImage(path='/data/twitter1/images/1.jpg', label='positive', agree=5)
     """
     path = Path(path)
     root = Path(images_root) if images_root is not None else path.parent

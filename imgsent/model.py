@@ -77,6 +77,11 @@ class SentimentModel(nn.Module):
             UnsafeWeightsError: Only pickle-based weights were found.
             InvalidConfigError: ``config.json`` fails validation.
             HubError: The Hub could not be reached or failed.
+
+        Example:
+            >>> model = SentimentModel.from_pretrained("org/imgsent-vit-b16", revision="v1.0")
+            >>> model.config.labels
+            ('negative', 'neutral', 'positive')
         """
         from imgsent.hub import resolve_model_dir
 
@@ -127,6 +132,12 @@ class SentimentModel(nn.Module):
 
         Returns:
             The folder path.
+
+        Example:
+            >>> model.save_pretrained("exported", dtype=torch.float16)
+            PosixPath('exported')
+            >>> sorted(p.name for p in Path("exported").iterdir())
+            ['config.json', 'model.safetensors']
         """
         from safetensors.torch import save_file
 

@@ -112,6 +112,11 @@ class Predictor:
         Raises:
             ModelNotFoundError: The model cannot be found (the message lists known names).
             HubError: The Hub failed or could not be reached.
+
+        Example:
+            >>> predictor = Predictor.from_pretrained(device="cpu")   # the bundled model, offline
+            >>> predictor.device, predictor.config.architecture.name
+            (device(type='cpu'), 'efficientnet_lite0')
         """
         loaded = SentimentModel.from_pretrained(
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only

@@ -88,6 +88,10 @@ def get_architecture(name: str) -> ArchitectureSpec:
 
     Raises:
         UnknownArchitectureError: ``name`` is not registered; the message lists valid names.
+
+    Example:
+        >>> get_architecture("efficientnet_lite0").default_image_size
+        224
     """
     try:
         return ARCHITECTURES[name]

@@ -145,9 +145,6 @@ def test_rendered_page_screenshot_and_headings(site: Path, tmp_path: Path, page:
         assert any(heading == h or h.endswith(f" {heading}") or h.startswith(f"{heading} ") for h in found), (heading, sorted(found))
 
 
-# Public API whose docstrings must show an Example section. Entries marked xfail lack one today;
-# strict xfail fails as soon as the Example is added, so the mark is removed then.
-_MISSING = pytest.mark.xfail(reason="docstring has no Example section yet", strict=True)
 PUBLIC_API = [
     "imgsent.predictor:Predictor",
     "imgsent.predictor:Predictor.predict",
@@ -162,16 +159,16 @@ PUBLIC_API = [
     "imgsent.hub:download_model",
     "imgsent.hub:push_to_hub",
     "imgsent.hub:cached_models",
-    pytest.param("imgsent.predictor:Predictor.from_pretrained", marks=_MISSING),
-    pytest.param("imgsent.model:SentimentModel.from_pretrained", marks=_MISSING),
-    pytest.param("imgsent.model:SentimentModel.save_pretrained", marks=_MISSING),
-    pytest.param("imgsent.classify:classify_files", marks=_MISSING),
-    pytest.param("imgsent.classify:ClassifySummary", marks=_MISSING),
-    pytest.param("imgsent.config:ArchitectureConfig", marks=_MISSING),
-    pytest.param("imgsent.config:PreprocessConfig", marks=_MISSING),
-    pytest.param("imgsent.evaluate:read_labels", marks=_MISSING),
-    pytest.param("imgsent.evaluate:EvaluationReport", marks=_MISSING),
-    pytest.param("imgsent.registry:get_architecture", marks=_MISSING),
+    "imgsent.predictor:Predictor.from_pretrained",
+    "imgsent.model:SentimentModel.from_pretrained",
+    "imgsent.model:SentimentModel.save_pretrained",
+    "imgsent.classify:classify_files",
+    "imgsent.classify:ClassifySummary",
+    "imgsent.config:ArchitectureConfig",
+    "imgsent.config:PreprocessConfig",
+    "imgsent.evaluate:read_labels",
+    "imgsent.evaluate:EvaluationReport",
+    "imgsent.registry:get_architecture",
     "imgsent.images:describe_source",
     "imgsent.scan:iter_image_files",
 ]
