@@ -16,6 +16,7 @@ and, on CPU, ends with weights bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -31,6 +32,7 @@ from imgsent.errors import InvalidConfigError
 Targets = Literal["hard", "soft"]
 KeepModel = Literal["best", "last"]
 ClassWeights = Literal["balanced", "none"] | tuple[float, float, float]
+Solver = Literal["sgd", "lbfgs"]
 # Options that may change between a run and its resumption without changing the result.
 RESUME_FREE = frozenset({"max_steps", "num_workers", "checkpoint_every", "keep_checkpoints", "device"})
 
@@ -60,6 +62,10 @@ class TrainConfig:
         keep_checkpoints: Newest checkpoints kept on disk. Default 2.
         keep_model: Export the epoch with the best validation accuracy, or the last. Default "best".
         max_steps: Stop (with a checkpoint) after this many steps in total; for tests and budgets.
+        solver: ``"sgd"`` (the paper: RAdam on mini-batches) or ``"lbfgs"``: a linear probe fitted by
+            full-batch L-BFGS on frozen, standardised, cached features (see :mod:`imgsent.distill.probe`);
+            it replaces the frozen epochs, and ``epochs`` > 0 then fine-tunes everything with RAdam.
+        l2: ``solver="lbfgs"`` only: penalty on the squared head weights. Default 1.0.
 
     Example:
         >>> TrainConfig(epochs=1, targets="soft", temperature=2.0).batch_size
@@ -85,6 +91,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     keep_model: KeepModel = "best"
     max_steps: int | None = None
+    solver: Solver = "sgd"
+    l2: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.batch_size, int, 1, None, "batch_size")
@@ -103,7 +111,9 @@ class TrainConfig:
             _check(self.max_steps, int, 1, None, "max_steps")
         if self.freeze_backbone_epochs + self.epochs < 1:
             raise InvalidConfigError("freeze_backbone_epochs + epochs must be at least 1, got 0.")
-        for name, value, valid in (("targets", self.targets, ("hard", "soft")), ("keep_model", self.keep_model, ("best", "last"))):
+        _check(self.l2, float, 0.0, None, "l2")
+        for name, value, valid in (("targets", self.targets, ("hard", "soft")), ("keep_model", self.keep_model, ("best", "last")),
+                                   ("solver", self.solver, ("sgd", "lbfgs"))):
             if value not in valid:
                 raise InvalidConfigError(f"{name} must be one of {list(valid)}, got {value!r}.")
         weights = self.class_weights
@@ -307,6 +317,19 @@ def train_student(
     env = setup_distributed(config.device)
     ok = False
     try:
+        if config.solver == "lbfgs":
+            from imgsent.distill.probe import run_probe
+
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            fine_tune = config.epochs > 0
+            has_checkpoint = fine_tune and resume and any((out / "checkpoints").glob("step-*"))
+            if not has_checkpoint:  # a resumed fine-tuning run restores its weights from the checkpoint
+                probed = run_probe(model, train, val, config, out / ("probe" if fine_tune else ""), env)
+                if not fine_tune:
+                    ok = True
+                    return probed
+            config = dataclasses.replace(config, solver="sgd", freeze_backbone_epochs=0)
         result = Trainer(model, train, val, config, Path(out_dir), env, progress=progress, on_step=on_step).run(resume=resume)
         ok = True
         return result
