@@ -152,5 +152,6 @@ class SentimentModel(nn.Module):
         tmp = folder / (WEIGHTS_NAME + ".tmp")
         save_file(state, str(tmp), metadata={"format": "pt", "library": "imgsent"})
         os.replace(tmp, folder / WEIGHTS_NAME)
+        os.chmod(folder / WEIGHTS_NAME, 0o644)
         self.config.save(folder)
         return folder

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("runs/cv"))
     parser.add_argument("--tta", action="store_true", help="evaluate with a mirrored view as well")
     parser.add_argument("--set", action="append", default=[], help="recipe override KEY=VALUE (YAML value)")
+    parser.add_argument("--out", type=Path, help="also write the results JSON here (e.g. recipes/default.crossval.json)")
     args = parser.parse_args(argv)
 
     import yaml
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             "corpus.image_root": str(args.corpus.parent.resolve()),
             "evaluate.labels": None,
             "export.push_to_hub": None,
+            "export.metrics": None,
         })
         results = DistillRun(recipe, fold_dir / "run", log=lambda line: print(f"[fold {k}] {line}", file=sys.stderr)).run()
         predictor = Predictor.from_pretrained(results[-1].summary["model_dir"])
@@ -98,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         s: {"mean": statistics.mean(f[s] for f in per_fold), "std": statistics.stdev(f[s] for f in per_fold) if len(per_fold) > 1 else 0.0}
         for s in SUBSETS
     }
-    out = {"recipe": str(args.recipe), "folds": args.folds, "seed": args.seed, "tta": args.tta, "overrides": overrides,
+    out = {"recipe": str(args.recipe), "dataset": args.corpus.parent.name, "folds": args.folds, "seed": args.seed, "tta": args.tta, "overrides": overrides,
            "per_fold": per_fold, "summary": summary, "seconds": round(time.perf_counter() - started, 1)}
-    (args.workdir / "crossval.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    for path in filter(None, [args.workdir / "crossval.json", args.out]):
+        path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(out["summary"], indent=2))
     print("5 / 4 / 3-agree: " + " / ".join(
         f"{100 * summary[s]['mean']:.1f} ± {100 * summary[s]['std']:.1f}" for s in SUBSETS))

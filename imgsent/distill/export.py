@@ -148,14 +148,30 @@ def _short(value: Any) -> str:
 def _metrics_markdown(metrics: dict[str, Any]) -> str:
     if not metrics:
         return "No evaluation was recorded."
-    lines = ["| metric | value |", "|---|---|"]
-    for key, value in _flatten(metrics):
+    lines = []
+    crossval = metrics.get("crossval")
+    if isinstance(crossval, dict) and isinstance(crossval.get("summary"), dict):
+        lines += [f"{crossval.get('folds', '?')}-fold cross-validation: distilled on the other folds' captions, "
+                  f"evaluated on each held-out fold's images against human labels ({crossval.get('dataset', 'see recipe')}).",
+                  "", "| subset | accuracy (mean ± std over folds) |", "|---|---|"]
+        for subset, value in crossval["summary"].items():
+            lines.append(f"| {subset} | {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % |")
+        lines.append("")
+        metrics = {k: v for k, v in metrics.items() if k != "crossval"}
+    rows = _flatten(metrics)
+    if not rows:
+        return "\n".join(lines) if lines else "No evaluation was recorded."
+    lines += ["| metric | value |", "|---|---|"]
+    for key, value in rows:
         lines.append(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |")
     return "\n".join(lines)
 
 
 def _metrics_yaml(name: str, metrics: dict[str, Any]) -> str:
     values = [(k, v) for k, v in _flatten(metrics) if isinstance(v, float) and "accuracy" in k]
+    crossval = metrics.get("crossval")
+    if isinstance(crossval, dict) and isinstance(crossval.get("summary"), dict):
+        values += [(f"crossval {subset}", v["mean"]) for subset, v in crossval["summary"].items()]
     if not values:
         return ""
     out = ["model-index:", f"- name: {name}", "  results:", "  - task: {type: image-classification}",
@@ -170,6 +186,6 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out += _flatten(value, name + ".")
-        elif isinstance(value, (int, float, str)):
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out.append((name, value))
     return out

@@ -317,6 +317,11 @@ class DistillRun:
             "recipe": self.recipe.to_dict(),
             "metrics": {"val_accuracy_vs_teacher": last.get("val_accuracy"), "evaluation": evaluation},
         }
+        if self.recipe.export.metrics:
+            try:
+                provenance["metrics"]["crossval"] = json.loads(Path(self.recipe.export.metrics).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InvalidConfigError(f"recipe.export.metrics: cannot read {self.recipe.export.metrics}: {exc}") from None
         dtype = torch.float16 if self.recipe.export.dtype == "float16" else None
         out = export_model(model, folder / "model", provenance=provenance, dtype=dtype, name=self.recipe.name,
                            load_name=self.recipe.export.push_to_hub)

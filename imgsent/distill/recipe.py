@@ -94,9 +94,14 @@ class EvaluateSection:
 
 @dataclass(frozen=True)
 class ExportSection:
-    """The exported model folder and, optionally, a Hub repo to push it to."""
+    """The exported model folder and, optionally, a Hub repo to push it to.
+
+    ``metrics`` names a JSON file of independent measurements (e.g. the output of
+    ``recipes/crossval.py``) to record in the model's provenance and card.
+    """
 
     dtype: Literal["float32", "float16"] = "float32"
+    metrics: str | None = None
     push_to_hub: str | None = None
     private: bool = True
 
@@ -141,7 +146,8 @@ _SECTIONS: dict[str, type] = {
     "evaluate": EvaluateSection,
     "export": ExportSection,
 }
-_PATH_FIELDS = {("corpus", "path"), ("corpus", "image_root"), ("evaluate", "labels"), ("evaluate", "images_root")}
+_PATH_FIELDS = {("corpus", "path"), ("corpus", "image_root"), ("evaluate", "labels"), ("evaluate", "images_root"),
+                ("export", "metrics")}
 
 
 def load_recipe(path: str | Path, *, overrides: dict[str, Any] | None = None) -> Recipe:
