@@ -153,3 +153,12 @@ def test_train_stage_under_torchrun_with_two_processes(tmp_path):
     rest = CliRunner().invoke(app, ["distill", "run", str(recipe), "-d", str(work)])
     assert rest.exit_code == 0, rest.output
     assert "train: already done, skipped" in rest.output
+
+
+def test_shipped_recipes_are_valid():
+    from tests.conftest import REPO
+
+    for name in ("default.yaml", "paper.yaml"):
+        recipe = load_recipe(REPO / "recipes" / name)
+        assert recipe.corpus.path.endswith(".jsonl")
+    assert load_recipe(REPO / "recipes" / "paper.yaml").student.architecture == "vit_b16"
