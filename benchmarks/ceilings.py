@@ -74,21 +74,24 @@ def forward_sweep(
     dtypes: list[str],
     channels_last: list[bool],
     min_seconds: float,
-    threads: int | None = None,
+    threads: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Forward-pass throughput of a model folder over batch size, dtype and memory format.
 
     Inputs are random normalised tensors made once per batch size; nothing else runs. bf16 here
     means bf16 weights and activations (CPU autocast is slower than casting the weights).
 
+    Thread counts are swept too (default: 1 and all cores): on a small shared machine one
+    busy neighbour can make a multi-threaded OpenMP forward pass far slower than one thread.
+
     Returns:
-        One row per setting: batch_size, dtype, channels_last, images_per_second.
+        One row per setting: batch_size, dtype, channels_last, threads, images_per_second.
     """
     import torch
 
     from imgsent.model import SentimentModel
 
-    torch.set_num_threads(threads or cores())
+    previous = torch.get_num_threads()
     rows: list[dict[str, Any]] = []
     base = SentimentModel.from_folder(folder).eval()
     size = base.config.preprocess.image_size
@@ -97,7 +100,8 @@ def forward_sweep(
         for cl in channels_last:
             model = base.to(dtype)
             model = model.to(memory_format=torch.channels_last) if cl else model.to(memory_format=torch.contiguous_format)
-            for batch_size in batch_sizes:
+            for n_threads, batch_size in [(t, b) for t in sorted(set(threads or [1, cores()])) for b in batch_sizes]:
+                torch.set_num_threads(n_threads)
                 x = torch.randn(batch_size, 3, size, size).to(dtype)
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -110,9 +114,11 @@ def forward_sweep(
 
                     rate = timed(step, min_seconds=min_seconds)
                 rows.append(
-                    {"batch_size": batch_size, "dtype": dtype_name, "channels_last": cl, "images_per_second": rate}
+                    {"batch_size": batch_size, "dtype": dtype_name, "channels_last": cl, "threads": n_threads,
+                     "images_per_second": rate}
                 )
     base.to(torch.float32)
+    torch.set_num_threads(previous)
     return rows
 
 

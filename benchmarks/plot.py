@@ -38,7 +38,7 @@ def plot(results: dict[str, Any], folder: Path = ASSETS) -> list[Path]:
     for ax, (key, rows) in zip(axes, results["forward_sweep"].items()):
         series: dict[str, list[tuple[int, float]]] = {}
         for row in rows:
-            label = row["dtype"] + (" channels-last" if row["channels_last"] else "")
+            label = row["dtype"] + (" channels-last" if row["channels_last"] else "") + f", {row.get('threads', '?')} thr"
             series.setdefault(label, []).append((row["batch_size"], row["images_per_second"]))
         for label, points in series.items():
             points.sort()

@@ -39,13 +39,14 @@ def markdown(results: dict[str, Any]) -> str:
         "| figure | default model (img/s) | ViT-B/16 224 (img/s) |",
         "|---|---|---|",
         f"| `imgsent classify`, stock defaults | {_fmt(s['default_stock'])} | {_fmt(s['vit_stock'])} |",
-        f"| `imgsent classify`, tuned (bf16 if native, channels-last, threads = cores − workers) | {_fmt(s['default_tuned'])} | {_fmt(s['vit_tuned'])} |",
+        f"| `imgsent classify`, tuned (bf16 if native, channels-last, threads = cores − workers for light models) | {_fmt(s['default_tuned'])} | {_fmt(s['vit_tuned'])} |",
         f"| same, wall clock incl. start-up (stock / tuned) | {_fmt(s['default_stock_wall'])} / {_fmt(s['default_tuned_wall'])}"
         f" | {_fmt(s['vit_stock_wall'])} / {_fmt(s['vit_tuned_wall'])} |",
-        f"| naive loop (PIL → resize → batch of 1, float32) | {_fmt(s['default_naive'])} | – |",
-        f"| `transformers.pipeline`, batch_size=32, float32 | – | {_fmt(s['vit_pipeline']) if 'vit_pipeline' in s else 'skipped'} |",
+        f"| naive loop (PIL → resize → batch of 1, float32), best of 1 or all threads | {_fmt(s['default_naive'])} | – |",
+        f"| `transformers.pipeline`, batch_size=32, float32, best of 1 or all threads | – | "
+        f"{_fmt(s['vit_pipeline']) if 'vit_pipeline' in s else 'skipped'} |",
         f"| ceiling: decode + resize alone, all cores | {_fmt(s['decode_ceiling'])} | {_fmt(s['decode_ceiling'])} |",
-        f"| ceiling: forward alone, best batch/dtype/layout | {_fmt(s['default_forward_ceiling'])} | {_fmt(s['vit_forward_ceiling'])} |",
+        f"| ceiling: forward alone, best batch/dtype/layout/threads | {_fmt(s['default_forward_ceiling'])} | {_fmt(s['vit_forward_ceiling'])} |",
         f"| smaller ceiling | {_fmt(s['default_min_ceiling'])} | {_fmt(s['vit_min_ceiling'])} |",
         f"| shared-core bound 1/(1/decode + 1/forward) | {_fmt(s['default_shared_core_bound'])} | {_fmt(s['vit_shared_core_bound'])} |",
         f"| peak memory, process tree PSS (stock / tuned) | {_fmt(s['default_stock_peak_pss_mb'], 0, ' MB')} / "
@@ -74,6 +75,15 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("variants_vit_b16"):
         lines += ["", f"ViT-B/16 224, {sizes['vit_images']} images (img/s):", "", "| variant | img/s |", "|---|---|"]
         lines += [f"| {name} | {Summary.of(vals).text(1)} |" for name, vals in results["variants_vit_b16"].items()]
+    base = results.get("baselines_default_threads", {})
+    if base:
+        lines += ["", "Baselines with torch's default thread count (all cores): "
+                  + ", ".join(f"{k.replace('_default_threads', '')} {Summary.of(v).text(1)} img/s" for k, v in base.items())
+                  + "."]
+    best = {k: max(rows, key=lambda r: r["images_per_second"]) for k, rows in results["forward_sweep"].items()}
+    lines += ["", "Best forward settings: " + "; ".join(
+        f"{k}: batch {b['batch_size']}, {b['dtype']}, {'channels-last' if b['channels_last'] else 'contiguous'}, "
+        f"{b.get('threads', '?')} thread(s)" for k, b in best.items()) + "."]
     lines += ["", "Decode + resize alone, all cores (img/s): "
               + ", ".join(f"{k} {v:.1f}" for k, v in results["decode_methods"].items()) + "."]
     if "real_images" in results:

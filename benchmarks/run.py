@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import baselines, ceilings, endtoend
 from benchmarks.common import (
+    cores,
     DEFAULT,
     REPO,
     TINY,
@@ -53,7 +54,7 @@ class Sizes:
     variant_images: int = 400
     memory_images: int = 20_000
     repeats: int = 3
-    min_seconds: float = 3.0
+    min_seconds: float = 2.0
     cnn_batches: tuple[int, ...] = (1, 8, 16, 32, 64, 128)
     vit_batches: tuple[int, ...] = (1, 8, 32, 64)
     variants: bool = True
@@ -87,6 +88,10 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {load:.2f}] {message}", file=sys.stderr, flush=True)
 
 
+def _thread_counts() -> list[int]:
+    return sorted({1, cores()})
+
+
 def _sweep(folder: Path, spec: ModelSpec, sizes: Sizes, batches: tuple[int, ...]) -> list[dict[str, Any]]:
     dtypes = ["float32", "bfloat16"]
     layouts = [False, True] if spec.arch.startswith("efficientnet") else [False]
@@ -100,7 +105,8 @@ def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _forward_at(folder: Path, best: dict[str, Any], sizes: Sizes) -> float:
     row = ceilings.forward_sweep(folder, batch_sizes=[best["batch_size"]], dtypes=[best["dtype"]],
-                                 channels_last=[best["channels_last"]], min_seconds=sizes.min_seconds)[0]
+                                 channels_last=[best["channels_last"]], min_seconds=sizes.min_seconds,
+                                 threads=[best["threads"]])[0]
     return float(row["images_per_second"])
 
 
@@ -164,6 +170,7 @@ def run(sizes: Sizes, workdir: Path, *, tiny: bool = False, compile_model: bool 
     rep: dict[str, list[float]] = {}
     extra: dict[str, list[float]] = {}
     vit_extra: dict[str, list[float]] = {}
+    extra_base: dict[str, list[float]] = {}
 
     def add(key: str, value: float, store: dict[str, list[float]] = rep) -> None:
         store.setdefault(key, []).append(value)
@@ -179,7 +186,9 @@ def run(sizes: Sizes, workdir: Path, *, tiny: bool = False, compile_model: bool 
             add(f"{key}_wall", res.wall_images_per_second)
             add(f"{key}_peak_rss_mb", res.peak_rss_mb)
             add(f"{key}_peak_pss_mb", res.peak_pss_mb)
-        add("default_naive", baselines.naive_loop(cnn_folder, paths[: sizes.naive_images]))
+        naive = {t: baselines.naive_loop(cnn_folder, paths[: sizes.naive_images], threads=t) for t in _thread_counts()}
+        add("default_naive_default_threads", naive[cores()], extra_base)
+        add("default_naive", max(naive.values()))  # the baseline at its best thread count
         add("default_forward_ceiling", _forward_at(cnn_folder, best_cnn, sizes))
         for key, variant in (("vit_stock", STOCK), ("vit_tuned", TUNED)):
             res = endtoend.run_classify(variant, vit_dir, vit_folder)
@@ -190,8 +199,10 @@ def run(sizes: Sizes, workdir: Path, *, tiny: bool = False, compile_model: bool 
         if not skip_pipeline:
             overrides = dict(vit_spec.arch_args)
             overrides.pop("image_size", None)
-            add("vit_pipeline", baselines.hf_pipeline(paths[: sizes.pipeline_images], batch_size=32,
-                                                      image_size=vit_spec.image_size, **overrides))
+            pipe = {t: baselines.hf_pipeline(paths[: sizes.pipeline_images], batch_size=32, threads=t,
+                                             image_size=vit_spec.image_size, **overrides) for t in _thread_counts()}
+            add("vit_pipeline_default_threads", pipe[cores()], extra_base)
+            add("vit_pipeline", max(pipe.values()))
         add("vit_forward_ceiling", _forward_at(vit_folder, best_vit, sizes))
         for variant in DEFAULT_VARIANTS if sizes.variants else ():
             add(variant.name, endtoend.run_classify(variant, variant_dir, cnn_folder).images_per_second, extra)
@@ -201,6 +212,7 @@ def run(sizes: Sizes, workdir: Path, *, tiny: bool = False, compile_model: bool 
     results["repeats"] = rep
     results["variants_default_model"] = extra
     results["variants_vit_b16"] = vit_extra
+    results["baselines_default_threads"] = extra_base
 
     log("decode methods")
     results["decode_methods"] = {m: ceilings.decode_ceiling(paths, image_size=cnn_spec.image_size, method=m)
