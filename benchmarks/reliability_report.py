@@ -198,7 +198,7 @@ CI as `tests/test_reliability.py` and `tests/test_security.py`.
 | Fuzzed `config.json` dicts (only `ImgsentError` may escape) | {fuzz_total} | {fuzz_total} ({fuzz_refused} refused, {fuzz_accepted} valid) |
 
 Test suite: **{passed} passed, {failed} failed, {skipped} skipped, {xfail} expected failures
-(known issues below) in {wall:.0f} s**, {within} the {budget} s CI budget, on a shared 2-core
+in {wall:.0f} s**, {within} the {budget} s CI budget, on a shared 2-core
 machine. Every skip and expected failure prints its reason (`-ra` is in pytest's `addopts`) and
 is listed in the last table.
 
@@ -258,28 +258,19 @@ cache and must give exactly the same outputs as the original.
 
 {bad_table}
 
-## Known issues
+## Bugs these suites found
 
-The suites mark these as expected failures, with `xfail(strict=True)`. Once a fix lands, the
-test starts to pass, and the strict marker makes the suite fail until the marker is removed.
+Both are fixed, and their tests now pass in CI:
 
-1. **`classify` crashes on a file name that is not valid UTF-8** (for example `caf\\xe9.png`
-   written by a Latin-1 system). It raises `UnicodeEncodeError`, and the rows of that batch are
-   lost. Fix:
-   * `imgsent/classify.py`: open the output with `errors="surrogateescape"`, so the name is
-     written back byte for byte.
-   * `imgsent/outputs.py` `repair_and_read_done`: decode with `errors="surrogateescape"`, so
-     resume recognises the name.
-   * `ResultWriter.write`, JSONL: fall back to `json.dumps(row)` (ASCII escapes) when the
-     `ensure_ascii=False` line does not encode to UTF-8.
-   * `ResultWriter.write`, CSV on a strict stream (stdout): on `UnicodeEncodeError`, write the
-     path as `path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")`.
-2. **A `config.json` within every per-argument range can ask for a giant ViT.** For example,
-   hidden 4096 with 64 layers and intermediate 16384 is about 13 B parameters, about 50 GB, and
-   it is allocated before the weights are checked. Fix: in
-   `imgsent/registry.py` `validate_architecture`, estimate the parameter count for the `vit`
-   family as `L * (4*h*h + 2*h*i)` plus the patch embedding, and raise `InvalidConfigError`
-   naming the count and the limit when it is above about 1.5 B parameters. ViT-L/16 is 0.3 B.
+1. **`classify` crashed on a file name that is not valid UTF-8** (for example `caf\\xe9.png`
+   written by a Latin-1 system), losing that batch's rows. Output files are now written with
+   `surrogateescape`, so such names round-trip byte for byte (JSONL falls back to `\\udcXX`
+   escapes), and `--resume` recognises them
+   (`test_classify_file_names_that_are_not_utf8`).
+2. **A `config.json` within every per-argument range could ask for a giant ViT** (hidden 4096,
+   64 layers: about 13 B parameters, allocated before the weights were checked). The registry
+   now estimates a ViT's parameter count and refuses more than 1.5 B before building
+   (`test_config_asking_for_a_giant_network_is_refused_before_building`).
 
 ## Test suite
 
