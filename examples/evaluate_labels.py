@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the report as JSON to this file")
     args = parser.parse_args(argv)
 
-    predictor = Predictor.from_pretrained(args.model)
+    predictor = Predictor.from_pretrained(args.model, dtype="float32")  # exact, machine-independent metrics
     report = evaluate_labels(
         predictor, args.labels, images_root=args.images_root, batch_size=args.batch_size, workers=args.workers, tta=args.tta
     )

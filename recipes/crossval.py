@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "export.metrics": None,
         })
         results = DistillRun(recipe, fold_dir / "run", log=lambda line: print(f"[fold {k}] {line}", file=sys.stderr)).run()
-        predictor = Predictor.from_pretrained(results[-1].summary["model_dir"])
+        predictor = Predictor.from_pretrained(results[-1].summary["model_dir"], dtype="float32")
         report = evaluate_labels(predictor, fold_labels, tta=args.tta)
         scores = {name: report.accuracy(name) for name in SUBSETS}
         per_fold.append(scores)

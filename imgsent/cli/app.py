@@ -71,6 +71,9 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     workers: Annotated[Optional[int], typer.Option(min=0)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="float32 (default: exact and the same on every machine), bfloat16, float16 or auto.")
+    ] = "float32",
     tta: Annotated[bool, typer.Option(help="Average predictions over the image and its mirror.")] = False,
 ) -> None:
     """Measure accuracy with the paper's binary protocol on a labelled benchmark."""
@@ -79,7 +82,9 @@ def evaluate(
     from imgsent.predictor import Predictor
 
     try:
-        predictor = Predictor.from_pretrained(None if model == "default" else model, revision=revision, device=device)
+        predictor = Predictor.from_pretrained(
+            None if model == "default" else model, revision=revision, device=device, dtype=dtype
+        )
         report = evaluate_labels(predictor, labels, images_root=images_root, batch_size=batch_size, workers=workers, tta=tta)
     except ImgsentError as exc:
         fail(exc)

@@ -195,7 +195,7 @@ class DistillRun:
 
         model = self._new_student()
         load_imagenet_backbone(model)
-        predictor = Predictor(model, device="auto")
+        predictor = Predictor(model, device="auto", dtype="float32")  # exact, so dedup is the same on every CPU
 
         def embed(paths: list[str]) -> torch.Tensor:
             from imgsent.transforms import normalize
@@ -291,7 +291,8 @@ class DistillRun:
         from imgsent.evaluate import evaluate_labels
         from imgsent.predictor import Predictor
 
-        predictor = Predictor.from_pretrained(_read_json(self.folder("train") / "done.json")["summary"]["model_dir"])
+        predictor = Predictor.from_pretrained(_read_json(self.folder("train") / "done.json")["summary"]["model_dir"],
+                                              dtype="float32")
         report = evaluate_labels(predictor, e.labels, images_root=e.images_root, tta=e.tta)
         (folder / "metrics.json").write_text(report.to_json() + "\n", encoding="utf-8")
         return {m.name: {"n": m.n, "accuracy": m.accuracy, "macro_f1": m.macro_f1} for m in report.subsets}
@@ -324,7 +325,7 @@ class DistillRun:
                 raise InvalidConfigError(f"recipe.export.metrics: cannot read {self.recipe.export.metrics}: {exc}") from None
         dtype = torch.float16 if self.recipe.export.dtype == "float16" else None
         out = export_model(model, folder / "model", provenance=provenance, dtype=dtype, name=self.recipe.name,
-                           load_name=self.recipe.export.push_to_hub)
+                           load_name=self.recipe.export.push_to_hub or "path/to/this/folder")
         summary: dict[str, Any] = {"model_dir": str(out)}
         if self.recipe.export.push_to_hub:
             from imgsent.hub import push_to_hub
