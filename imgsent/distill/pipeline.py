@@ -190,30 +190,21 @@ class DistillRun:
     def _embedder(self) -> Callable[[list[str]], Any]:
         import torch
 
+        from imgsent.data import default_workers
         from imgsent.distill.backbones import load_imagenet_backbone
-        from imgsent.predictor import Predictor
+        from imgsent.distill.probe import embed_rows
+        from imgsent.predictor import resolve_device
 
         model = self._new_student()
         load_imagenet_backbone(model)
-        predictor = Predictor(model, device="auto", dtype="float32")  # exact, so dedup is the same on every CPU
+        device = resolve_device("auto")
+        net = model.net.to(device)  # float32: dedup decisions are the same on every machine
 
         def embed(paths: list[str]) -> torch.Tensor:
-            from imgsent.transforms import normalize
-
-            out = []
-            for batch in predictor.iter_batches(paths, batch_size=64):
-                feats = torch.zeros(len(batch.ok), model.net.feature_dim)
-                if batch.pixels.shape[0]:
-                    with torch.inference_mode():
-                        pixels = normalize(batch.pixels.to(predictor.device), model.config.preprocess)
-                        ok_rows = [i for i, ok in enumerate(batch.ok) if ok]
-                        feats[ok_rows] = model.net.features(pixels).float().cpu()
-                # Unreadable images get a unique random direction so they never match anything.
-                for i, ok in enumerate(batch.ok):
-                    if not ok:
-                        feats[i] = torch.randn(model.net.feature_dim)
-                out.append(feats)
-            return torch.cat(out) if out else torch.empty(0, model.net.feature_dim)
+            feats, ok = embed_rows(net, paths, model.config.preprocess, device=device, workers=default_workers(device))
+            # Unreadable images get a unique random direction so they never match anything.
+            feats[~ok] = torch.randn(int((~ok).sum()), net.feature_dim)
+            return feats
 
         return embed
 
