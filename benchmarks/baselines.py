@@ -18,7 +18,7 @@ def naive_loop(folder: Path, paths: list[str], *, threads: int | None = None) ->
     import torch
     from PIL import Image
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
     from imgsent.transforms import normalize
 
     torch.set_num_threads(threads or cores())

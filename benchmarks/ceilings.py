@@ -89,7 +89,7 @@ def forward_sweep(
     """
     import torch
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     previous = torch.get_num_threads()
     rows: list[dict[str, Any]] = []
@@ -126,7 +126,7 @@ def compiled_forward(folder: Path, *, batch_size: int, dtype: str, channels_last
     """Throughput of ``torch.compile`` (inductor) at one setting; compile time reported apart."""
     import torch
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     torch.set_num_threads(cores())
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]

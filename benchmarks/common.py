@@ -168,7 +168,7 @@ def model_folder(spec: ModelSpec, workdir: Path) -> Path:
     import torch
 
     from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     slug = "".join(c if c.isalnum() else "-" for c in spec.name.lower())
     folder = workdir / "models" / slug

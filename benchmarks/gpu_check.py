@@ -72,7 +72,7 @@ def build_model(arch: str, args: dict[str, Any], image_size: int) -> Any:
     import torch
 
     from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     torch.manual_seed(0)
     return SentimentModel(ModelConfig(ArchitectureConfig(arch, dict(args)), PreprocessConfig(image_size=image_size))).eval()

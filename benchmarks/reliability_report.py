@@ -36,7 +36,7 @@ def _cell(text: object, limit: int = 90) -> str:
 def _tiny_model(folder: Path) -> Path:
     import torch
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
     from tests.conftest import tiny_config
 
     torch.manual_seed(0)

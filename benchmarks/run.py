@@ -114,7 +114,7 @@ def bf16_agreement(folder: Path, paths: list[str], labels: dict[str, str] | None
     """fp32 against bf16 weights on the same images: label agreement, probability gap, accuracy."""
     import torch
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
     from imgsent.predictor import Predictor
 
     out: dict[str, Any] = {"images": len(paths)}

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.common import cores, cpu_has_fast_bf16
     from imgsent.classify import classify_files
-    from imgsent.data import default_workers
+    from imgsent.runtime import default_workers
 
     dtype = args.dtype
     if dtype == "auto-bf16":

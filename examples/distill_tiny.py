@@ -32,7 +32,7 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "twitter1-dev" / "corpus.json
 def build_student(kind: str):  # noqa: ANN201 - returns a SentimentModel
     """A tiny random ViT (fast on any CPU) or EfficientNet-Lite0 with ImageNet weights."""
     from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     if kind == "tiny":
         args = {"image_size": 32, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}

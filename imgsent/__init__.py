@@ -23,7 +23,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from imgsent.config import ModelConfig
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
     from imgsent.outputs import Prediction
     from imgsent.predictor import Predictor, predict
 
@@ -31,7 +31,7 @@ _LAZY = {
     "ModelConfig": "imgsent.config",
     "Prediction": "imgsent.outputs",
     "Predictor": "imgsent.predictor",
-    "SentimentModel": "imgsent.model",
+    "SentimentModel": "imgsent.models.sentiment",
     "predict": "imgsent.predictor",
 }
 

@@ -111,8 +111,7 @@ def classify_files(
     try:
         writer = ResultWriter(stream, fmt, write_header=new_file)
         processed = 0
-        for batch in predictor.iter_batches(scanned, batch_size=batch_size, workers=workers):
-            predictions = predictor.postprocess(batch, predictor.forward(batch), binary=binary)
+        for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary):
             writer.write(predictions)
             _tally(summary, predictions)
             processed += len(predictions)

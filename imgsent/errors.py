@@ -22,6 +22,13 @@ class UnknownArchitectureError(ImgsentError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownSubsetError(ImgsentError, KeyError):
+    """An evaluation report has no subset of the requested name."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class InvalidConfigError(ImgsentError, ValueError):
     """A ``config.json`` or recipe value has the wrong type, range or shape."""
 

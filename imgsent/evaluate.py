@@ -14,13 +14,10 @@ import csv
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from imgsent.errors import CorpusError
+from imgsent.errors import CorpusError, UnknownSubsetError
 from imgsent.predictor import Predictor
 
 POLARITIES = ("negative", "positive")
@@ -73,11 +70,15 @@ class EvaluationReport:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     def accuracy(self, subset: str = "all") -> float:
-        """Accuracy of a subset by name, e.g. ``"agree>=5"``."""
+        """Accuracy of a subset by name, e.g. ``"agree>=5"``.
+
+        Raises:
+            UnknownSubsetError: The report has no subset of that name; the message lists them.
+        """
         for metrics in self.subsets:
             if metrics.name == subset:
                 return metrics.accuracy
-        raise KeyError(f"No subset {subset!r}; have {[m.name for m in self.subsets]}.")
+        raise UnknownSubsetError(f"No subset {subset!r}; valid names: {', '.join(m.name for m in self.subsets)}.")
 
 
 def read_labels(path: str | os.PathLike[str], *, images_root: str | os.PathLike[str] | None = None) -> list[LabelledImage]:
@@ -125,20 +126,6 @@ def read_labels(path: str | os.PathLike[str], *, images_root: str | os.PathLike[
     return out
 
 
-def iter_scores(
-    predictor: Predictor, paths: list[str], *, batch_size: int = 32, workers: int | None = None, tta: bool = False
-) -> Iterator[tuple[str, torch.Tensor | None, str | None]]:
-    """Yield ``(source, probabilities [3] or None, error)`` per path, in order; ``tta`` adds a mirrored view."""
-    for batch in predictor.iter_batches(paths, batch_size=batch_size, workers=workers):
-        probs = predictor.forward(batch)
-        if tta and probs.shape[0]:
-            mirrored = dataclasses.replace(batch, pixels=batch.pixels.flip(-1))
-            probs = (probs + predictor.forward(mirrored)) / 2
-        rows = iter(probs)
-        for source, ok, error in zip(batch.sources, batch.ok, batch.errors):
-            yield (source, next(rows), None) if ok else (source, None, error)
-
-
 def evaluate_labels(
     predictor: Predictor,
     labels: str | os.PathLike[str],
@@ -173,12 +160,15 @@ def evaluate_labels(
     truths: list[str] = []
     preds: list[str] = []
     agrees: list[int | None] = []
-    for row, (_, probs, error) in zip(rows, iter_scores(predictor, [r.path for r in rows], batch_size=batch_size, workers=workers, tta=tta)):
-        if probs is None:
-            report.errors.append(error or row.path)
+    predictions = predictor.iter_predict(
+        [r.path for r in rows], batch_size=batch_size, workers=workers, binary=True, tta=tta
+    )
+    for row, prediction in zip(rows, predictions):
+        if not prediction.ok:
+            report.errors.append(prediction.error or row.path)
             continue
         truths.append(row.label)
-        preds.append("positive" if probs[2] > probs[0] else "negative")
+        preds.append(prediction.label or "")
         agrees.append(row.agree)
     report.subsets.append(binary_metrics("all", truths, preds))
     if any(a is not None for a in agrees):

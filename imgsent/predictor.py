@@ -3,79 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
-from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
-from imgsent.data import DecodedBatch, default_workers, iter_batches
+from imgsent.data import DecodedBatch, iter_batches
 from imgsent.errors import InvalidConfigError
-from imgsent.images import DEFAULT_MAX_PIXELS
-from imgsent.model import SentimentModel
+from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
+from imgsent.models.sentiment import SentimentModel
 from imgsent.outputs import Prediction, label_from_probabilities
+from imgsent.runtime import (
+    DeviceLike,
+    DtypeLike,
+    compute_threads,
+    default_workers,
+    resolve_device,
+    resolve_dtype,
+    torch_threads,
+)
 from imgsent.transforms import normalize
 
-DeviceLike = str | torch.device
-DtypeLike = Literal["auto", "float32", "bfloat16", "float16"] | torch.dtype
 _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT-B/16 86 M
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: DeviceLike = "auto") -> torch.device:
-    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to :class:`torch.device`.
-
-    Raises:
-        InvalidConfigError: The device string is not valid or not available.
-    """
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise InvalidConfigError(f"Invalid device {device!r}. Use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidConfigError(f"device={device!r} was requested but CUDA is not available. Use device='auto' or 'cpu'.")
-    return resolved
-
-
-def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
-    """``"auto"`` is bfloat16 (or float16 without bf16 support) on CUDA, bfloat16 on CPUs with
-    native bf16 (AVX512-BF16 or AMX), and float32 elsewhere."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16
-        return torch.float32
-    if dtype not in _DTYPES:
-        raise InvalidConfigError(f"Invalid dtype {dtype!r}. Use one of: auto, {', '.join(_DTYPES)}.")
-    return _DTYPES[dtype]
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; read from /proc/cpuinfo).
-
-    Without it bf16 is emulated and slower than float32, so ``dtype="auto"`` stays float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 class Predictor:
@@ -148,11 +99,12 @@ class Predictor:
 
     def predict(
         self,
-        images: Any,
+        images: ImageSource | Sequence[ImageSource],
         *,
         batch_size: int = 32,
         workers: int | None = None,
         binary: bool = False,
+        tta: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> list[Prediction]:
         """Predict the polarity of a list of images.
@@ -164,6 +116,7 @@ class Predictor:
                 in this process (best for a handful of in-memory images).
             binary: Drop the neutral output and compare negative with positive (the paper's
                 evaluation protocol). Probabilities are still all three.
+            tta: Average the probabilities of each image and its horizontal mirror. Default False.
             max_pixels: Inputs with more pixels are refused as decompression bombs.
 
         Returns:
@@ -178,15 +131,18 @@ class Predictor:
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
             workers = 0  # starting processes costs more than decoding a handful of images
-        return list(self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, max_pixels=max_pixels))
+        return list(
+            self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels)
+        )
 
     def iter_predict(
         self,
-        images: Iterable[Any],
+        images: Iterable[ImageSource],
         *,
         batch_size: int = 32,
         workers: int | None = None,
         binary: bool = False,
+        tta: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[Prediction]:
         """Stream predictions for an iterable of any length, in input order, with bounded memory.
@@ -203,29 +159,65 @@ class Predictor:
             ...     print(prediction.source, prediction.label)
             photos/a.jpg positive
         """
+        for predictions in self.iter_predict_batches(
+            images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels
+        ):
+            yield from predictions
+
+    def iter_predict_batches(
+        self,
+        images: Iterable[ImageSource],
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+        binary: bool = False,
+        tta: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Iterator[list[Prediction]]:
+        """The whole pipeline, batch by batch: decode -> forward -> postprocess.
+
+        Callers that write or count results per batch (``classify``, ``evaluate``) use this;
+        arguments are as in :meth:`predict`.
+
+        Yields:
+            One list of up to ``batch_size`` :class:`~imgsent.Prediction` records per batch, in input order.
+        """
+        workers = self._workers(workers)
+        threads = compute_threads(self.device, workers, light=self._light)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
-            yield from self.postprocess(batch, self.forward(batch), binary=binary)
+            with torch_threads(threads):  # scoped to the compute; the previous count is restored
+                probs = self.forward(batch)
+                if tta and probs.shape[0]:
+                    probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
+            yield self.postprocess(batch, probs, binary=binary)
 
     def iter_batches(
-        self, images: Iterable[Any], *, batch_size: int = 32, workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        images: Iterable[ImageSource],
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
         if batch_size < 1:
             raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}.")
-        if workers is not None and workers < 0:
-            raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
-        workers = default_workers(self.device) if workers is None else workers
-        batches = iter_batches(
+        return iter_batches(
             images,
             self.config.preprocess,
             batch_size=batch_size,
-            workers=workers,
+            workers=self._workers(workers),
             pin_memory=self.device.type == "cuda",
             max_pixels=max_pixels,
         )
-        if self.device.type == "cpu" and workers > 0 and self._light:
-            return _with_compute_threads(batches, max(1, _cores() - workers))
-        return batches
+
+    def _workers(self, workers: int | None) -> int:
+        """The decoding workers to use: the caller's choice, checked, or the runtime default."""
+        if workers is None:
+            return default_workers(self.device)
+        if workers < 0:
+            raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
+        return workers
 
     @torch.inference_mode()
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
@@ -258,25 +250,7 @@ class Predictor:
         return out
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _with_compute_threads(batches: Iterator[DecodedBatch], threads: int) -> Iterator[DecodedBatch]:
-    """Run torch on the cores the decoding workers leave free while the batches are consumed.
-
-    Oversubscribing (torch on every core plus busy decoding workers) makes OpenMP threads wait on
-    each other: on 2 cores it runs the default model 3x slower than one torch thread.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(previous, threads))
-    try:
-        yield from batches
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _as_list(images: Any) -> list[Any]:
+def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     """A single image becomes a one-item list; a 4-D array or tensor is split along its first axis."""
     import numpy as np
     from PIL import Image
@@ -294,7 +268,7 @@ def _cached_predictor(model: str | None, revision: str | None, device: str, dtyp
 
 
 def predict(
-    images: Any,
+    images: ImageSource | Sequence[ImageSource],
     *,
     model: str | os.PathLike[str] | None = None,
     revision: str | None = None,

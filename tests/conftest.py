@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved random-weight tiny model folder (config.json + model.safetensors)."""
     import torch
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-model")

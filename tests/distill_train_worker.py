@@ -17,7 +17,7 @@ def main(spec_path: str) -> int:
 
     from imgsent.config import ModelConfig
     from imgsent.distill.train import TrainConfig, read_rows, train_student
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     torch.set_num_threads(1)

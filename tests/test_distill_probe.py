@@ -10,7 +10,7 @@ from PIL import Image
 from imgsent.distill.probe import fit_probe
 from imgsent.distill.train import TrainConfig, train_student
 from imgsent.errors import InvalidConfigError
-from imgsent.model import SentimentModel
+from imgsent.models.sentiment import SentimentModel
 from tests.conftest import tiny_config
 
 

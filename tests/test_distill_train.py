@@ -20,7 +20,7 @@ from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.distill.checkpoints import META_NAME, TENSORS_NAME, list_checkpoints
 from imgsent.distill.train import TrainConfig, TrainRow, coerce_rows, read_rows, train_student
 from imgsent.errors import HubError, InvalidConfigError
-from imgsent.model import SentimentModel
+from imgsent.models.sentiment import SentimentModel
 
 REPO = Path(__file__).resolve().parents[1]
 VIT_ARGS = {"image_size": 32, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}

@@ -52,7 +52,7 @@ def test_strict_build_produces_every_page(site: Path):
     assert "Unreleased" in changelog  # CHANGELOG.md is included, not copied
     api = (site / "reference" / "api" / "imgsent" / "index.html").read_text(encoding="utf-8")
     for anchor in ["imgsent.predictor.Predictor", "imgsent.predictor.predict", "imgsent.outputs.Prediction",
-                   "imgsent.model.SentimentModel", "imgsent.config.ModelConfig"]:
+                   "imgsent.models.sentiment.SentimentModel", "imgsent.config.ModelConfig"]:
         assert f'id="{anchor}"' in api, anchor
     assert ":meth:" not in api and ":class:" not in api
 
@@ -151,7 +151,7 @@ PUBLIC_API = [
     "imgsent.predictor:Predictor.iter_predict",
     "imgsent.predictor:predict",
     "imgsent.outputs:Prediction",
-    "imgsent.model:SentimentModel",
+    "imgsent.models.sentiment:SentimentModel",
     "imgsent.config:ModelConfig",
     "imgsent.images:load_image",
     "imgsent.evaluate:evaluate_labels",
@@ -160,8 +160,8 @@ PUBLIC_API = [
     "imgsent.hub:push_to_hub",
     "imgsent.hub:cached_models",
     "imgsent.predictor:Predictor.from_pretrained",
-    "imgsent.model:SentimentModel.from_pretrained",
-    "imgsent.model:SentimentModel.save_pretrained",
+    "imgsent.models.sentiment:SentimentModel.from_pretrained",
+    "imgsent.models.sentiment:SentimentModel.save_pretrained",
     "imgsent.classify:classify_files",
     "imgsent.classify:ClassifySummary",
     "imgsent.config:ArchitectureConfig",

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.errors import InvalidConfigError, ModelNotFoundError
-from imgsent.model import SentimentModel
+from imgsent.models.sentiment import SentimentModel
 from tests.conftest import tiny_config
 
 

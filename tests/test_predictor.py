@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from imgsent.errors import InvalidConfigError
-from imgsent.model import SentimentModel
-from imgsent.predictor import Predictor, resolve_device, resolve_dtype
+from imgsent.models.sentiment import SentimentModel
+from imgsent.predictor import Predictor
+from imgsent.runtime import resolve_device, resolve_dtype
 from tests.conftest import make_photo
 
 
@@ -108,7 +109,7 @@ def test_argument_validation(predictor):
         resolve_device("gpu0")
     with pytest.raises(InvalidConfigError, match="Invalid dtype 'int8'"):
         resolve_dtype("int8", torch.device("cpu"))
-    from imgsent.predictor import cpu_has_native_bf16
+    from imgsent.runtime import cpu_has_native_bf16
 
     expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     assert resolve_dtype("auto", torch.device("cpu")) == expected

@@ -236,7 +236,7 @@ def run_hub_fault(fault: HubFault, model_dir: Path, cache: Path) -> str:
 
     from imgsent.errors import ImgsentError
     from imgsent.hub import resolve_model_dir
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
     from tests.hubserver import HubServer
 
     files = {name: (model_dir / name).read_bytes() for name in ("config.json", "model.safetensors")}

@@ -100,7 +100,7 @@ def test_transformers_models_load_safetensors_only() -> None:
 @pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pkl", "model.pth", "model.ckpt"])
 def test_local_folder_with_only_pickle_weights_is_refused(tmp_path, name) -> None:
     from imgsent.errors import UnsafeWeightsError
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -114,7 +114,7 @@ def test_local_folder_with_only_pickle_weights_is_refused(tmp_path, name) -> Non
 
 def test_pickle_disguised_as_safetensors_is_refused_unread(tmp_path) -> None:
     from imgsent.errors import InvalidConfigError
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     folder = tmp_path / "model"
     folder.mkdir()

@@ -29,7 +29,7 @@ from imgsent.registry import get_architecture
 if TYPE_CHECKING:
     from torch import nn
 
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
 _SOURCE_CLASSIFIER = "_fc."
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from imgsent.model import SentimentModel
+from imgsent.models.sentiment import SentimentModel
 
 _CARD = """---
 library_name: imgsent

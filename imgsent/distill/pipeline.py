@@ -190,10 +190,9 @@ class DistillRun:
     def _embedder(self) -> Callable[[list[str]], Any]:
         import torch
 
-        from imgsent.data import default_workers
         from imgsent.distill.backbones import load_imagenet_backbone
         from imgsent.distill.probe import embed_rows
-        from imgsent.predictor import resolve_device
+        from imgsent.runtime import default_workers, resolve_device
 
         model = self._new_student()
         load_imagenet_backbone(model)
@@ -242,7 +241,7 @@ class DistillRun:
 
     def _new_student(self) -> Any:
         from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-        from imgsent.model import SentimentModel
+        from imgsent.models.sentiment import SentimentModel
         from imgsent.registry import get_architecture
 
         st = self.recipe.student
@@ -294,7 +293,7 @@ class DistillRun:
         import imgsent
         from imgsent.distill.export import export_model
         from imgsent.distill.labels import read_cache_header
-        from imgsent.model import SentimentModel
+        from imgsent.models.sentiment import SentimentModel
 
         train = _read_json(self.folder("train") / "done.json")["summary"]
         model = SentimentModel.from_folder(train["model_dir"])

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from imgsent.data import iter_row_batches
 from imgsent.distill import trainloop as tl
 from imgsent.transforms import normalize
 
@@ -35,10 +36,9 @@ def embed_rows(net: nn.Module, paths: Sequence[str], preprocess: Any, *, device:
     net.eval()
     indices = list(range(len(paths)))
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    dataset = tl.RowDataset(list(paths), preprocess, seed=0, epoch=0, augment=False)
     features = torch.zeros(len(paths), int(getattr(net, "feature_dim")))
     ok = torch.zeros(len(paths), dtype=torch.bool)
-    for index, pixels, good in tl.make_loader(dataset, batches, workers=workers, pin_memory=False):
+    for index, pixels, good in iter_row_batches(list(paths), preprocess, batches, workers=workers):
         if not good.any():
             continue
         if mirror:
@@ -123,7 +123,7 @@ def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any,
 
     import torch.nn.functional as F
 
-    from imgsent.data import default_workers
+    from imgsent.runtime import default_workers
     from imgsent.distill.train import EpochMetrics, TrainResult
     from imgsent.distill.select import balanced_class_weights
 

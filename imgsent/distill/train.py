@@ -278,7 +278,7 @@ def train_student(
     progress: bool | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` (a :class:`~imgsent.model.SentimentModel`) in place and export it.
+    """Train ``model`` (a :class:`~imgsent.models.sentiment.SentimentModel`) in place and export it.
 
     Args:
         model: The student, already initialised (e.g. by :func:`~imgsent.distill.backbones.load_imagenet_backbone`).
@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from imgsent.config import ModelConfig
-    from imgsent.model import SentimentModel
+    from imgsent.models.sentiment import SentimentModel
 
     config = TrainConfig.from_dict(json.loads(Path(args.config).read_text(encoding="utf-8")) if args.config else {})
     source = Path(args.model)

@@ -32,11 +32,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from imgsent.config import WEIGHTS_NAME
-from imgsent.data import default_workers
+from imgsent.data import Augment, RowBatch, iter_row_batches
 from imgsent.distill import checkpoints as ckpt
 from imgsent.distill import trainloop as tl
 from imgsent.distill.train import RESUME_FREE, EpochMetrics, TrainConfig, TrainResult, TrainRow, rows_fingerprint
 from imgsent.errors import InvalidConfigError
+from imgsent.runtime import default_workers
 from imgsent.transforms import normalize
 
 
@@ -115,9 +116,9 @@ class Trainer:
         self._set_phase(frozen)
         order = tl.epoch_order(len(self.train), seed=self.config.seed, epoch=self.epoch, global_batch=self.config.batch_size)
         batches = tl.rank_batches(order, start_step=self.step_in_epoch, global_batch=self.config.batch_size, env=self.env)
-        dataset = tl.RowDataset([r.path for r in self.train], self.preprocess, seed=self.config.seed, epoch=self.epoch,
-                                augment=self.config.augment, scale=self.config.augment_scale)
-        loader = tl.make_loader(dataset, batches, workers=self.workers, pin_memory=self.env.device.type == "cuda")
+        augment = Augment(self.config.seed, self.epoch, self.config.augment_scale) if self.config.augment else None
+        loader = iter_row_batches([r.path for r in self.train], self.preprocess, batches, workers=self.workers,
+                                  augment=augment, pin_memory=self.env.device.type == "cuda")
         every = self.config.checkpoint_every
         for batch in loader:
             loss = self._train_step(batch, frozen)
@@ -159,7 +160,7 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
 
-    def _train_step(self, batch: tl.Batch, frozen: bool) -> float:
+    def _train_step(self, batch: RowBatch, frozen: bool) -> float:
         indices, pixels, ok = batch
         self.bad_train[indices[~ok]] = 1
         good = indices[ok]
@@ -228,9 +229,9 @@ class Trainer:
         mine = list(range(self.env.rank, len(self.val), self.env.world_size))
         size = max(1, self.config.batch_size // self.env.world_size)
         batches = [mine[i : i + size] for i in range(0, len(mine), size)]
-        dataset = tl.RowDataset([r.path for r in self.val], self.preprocess, seed=self.config.seed, epoch=0, augment=False)
         sums = torch.zeros(8, dtype=torch.float64)  # loss, count, correct[3], total[3]
-        for indices, pixels, ok in tl.make_loader(dataset, batches, workers=self.workers, pin_memory=False):
+        for indices, pixels, ok in iter_row_batches([r.path for r in self.val], self.preprocess, batches,
+                                                    workers=self.workers):
             self.bad_val[indices[~ok]] = 1
             if not ok.any():
                 continue

@@ -1,4 +1,4 @@
-"""A model: a network plus the config that says how to build, feed and read it.
+"""A model: a network plus the config that says how to build, feed and read it; loads and saves model folders.
 
 Weights are stored as safetensors only; nothing is ever unpickled.
 """
