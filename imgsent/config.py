@@ -7,19 +7,23 @@ three things apart, as open_clip and timm do:
 * :class:`PreprocessConfig`: how to feed it (stored with the weights, not with the architecture);
 * labels and provenance: what the outputs mean and where the weights came from.
 
-``config.json`` is untrusted input (it may come from any Hub repo), so
-:meth:`ModelConfig.from_dict` checks every type and range before anything is built.
+``config.json`` is untrusted input (it may come from any Hub repo). Every record checks its
+types and ranges when it is constructed, through :class:`imgsent.checks.Range`, so a record
+that exists is valid; :meth:`ModelConfig.from_dict` only checks the JSON's shape on top.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from imgsent.checks import Range, check_choice
 from imgsent.errors import InvalidConfigError
+from imgsent.registry import resolve_backbone
 
 FORMAT_VERSION = 1
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -30,6 +34,7 @@ ResizeMode = Literal["squash", "crop", "letterbox"]
 Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos"]
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "letterbox")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
+IMAGE_SIZE = Range(int, 16, 2048)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,15 @@ class ArchitectureConfig:
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check the name and every argument against the registry.
+
+        Raises:
+            UnknownArchitectureError: The name is not registered; the message lists valid names.
+            InvalidConfigError: An argument is unknown, of the wrong type, or out of range.
+        """
+        resolve_backbone(self.name, self.args)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,18 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
+    def __post_init__(self) -> None:
+        """Check every field; ``mean`` and ``std`` may be given as lists.
+
+        Raises:
+            InvalidConfigError: A field has the wrong type or is out of range.
+        """
+        IMAGE_SIZE.check(self.image_size, "preprocess.image_size")
+        check_choice(self.resize_mode, RESIZE_MODES, "preprocess.resize_mode")
+        check_choice(self.interpolation, INTERPOLATIONS, "preprocess.interpolation")
+        object.__setattr__(self, "mean", _triple(self.mean, "preprocess.mean", positive=False))
+        object.__setattr__(self, "std", _triple(self.std, "preprocess.std", positive=True))
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -96,6 +122,25 @@ class ModelConfig:
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        """Check the labels, the version, and that a ViT's legacy ``image_size`` argument fits the input size.
+
+        Raises:
+            InvalidConfigError: A value is wrong; the message says which and how to fix it.
+        """
+        _check_version(self.format_version)
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.labels != LABELS:
+            raise InvalidConfigError(f"labels must be {list(LABELS)} in this order, got {list(self.labels)!r}.")
+        _expect(self.provenance, dict, "provenance")
+        legacy = self.architecture.args.get("image_size", self.preprocess.image_size)
+        if legacy != self.preprocess.image_size:
+            raise InvalidConfigError(
+                f"preprocess.image_size ({self.preprocess.image_size}) must equal the ViT's "
+                f"architecture image_size ({legacy}). The input size is preprocess.image_size; "
+                "drop architecture.args.image_size or make the two equal."
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form of this config."""
         data = asdict(self)
@@ -112,32 +157,20 @@ class ModelConfig:
             InvalidConfigError: A key is missing, has the wrong type or is out of range.
             UnknownArchitectureError: The architecture name is not registered.
         """
-        from imgsent.registry import validate_architecture
-
         _expect(data, dict, "config")
-        version = data.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
-            raise InvalidConfigError(
-                f"config.json has format_version={version!r}; this imgsent reads version "
-                f"{FORMAT_VERSION}. Upgrade imgsent or re-export the model."
-            )
+        _check_version(data.get("format_version", FORMAT_VERSION))  # before anything a newer version may have changed
         arch = _expect(data.get("architecture"), dict, "architecture")
-        name = _expect(arch.get("name"), str, "architecture.name")
-        args = _expect(arch.get("args", {}), dict, "architecture.args")
-        architecture = ArchitectureConfig(name=name, args=dict(args))
-        validate_architecture(architecture)
-        labels = tuple(_expect(data.get("labels", list(LABELS)), list, "labels"))
-        if labels != LABELS:
-            raise InvalidConfigError(
-                f"labels must be {list(LABELS)} in this order, got {list(labels)!r}."
-            )
-        provenance = _expect(data.get("provenance", {}), dict, "provenance")
+        preprocess = _expect(data.get("preprocess", {}), dict, "preprocess")
+        known = {f.name for f in dataclasses.fields(PreprocessConfig)}
         return cls(
-            architecture=architecture,
-            preprocess=_preprocess_from_dict(data.get("preprocess", {})),
-            labels=labels,
-            provenance=provenance,
-            format_version=version,
+            architecture=ArchitectureConfig(
+                name=_expect(arch.get("name"), str, "architecture.name"),
+                args=dict(_expect(arch.get("args", {}), dict, "architecture.args")),
+            ),
+            preprocess=PreprocessConfig(**{k: v for k, v in preprocess.items() if k in known}),
+            labels=tuple(_expect(data.get("labels", list(LABELS)), list, "labels")),
+            provenance=_expect(data.get("provenance", {}), dict, "provenance"),
+            format_version=data.get("format_version", FORMAT_VERSION),
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -161,23 +194,12 @@ class ModelConfig:
         return cls.from_dict(data)
 
 
-def _preprocess_from_dict(data: Any) -> PreprocessConfig:
-    _expect(data, dict, "preprocess")
-    default = PreprocessConfig()
-    size = data.get("image_size", default.image_size)
-    if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 2048:
-        raise InvalidConfigError(f"preprocess.image_size must be an integer in [16, 2048], got {size!r}.")
-    mode = data.get("resize_mode", default.resize_mode)
-    if mode not in RESIZE_MODES:
-        raise InvalidConfigError(f"preprocess.resize_mode must be one of {list(RESIZE_MODES)}, got {mode!r}.")
-    interp = data.get("interpolation", default.interpolation)
-    if interp not in INTERPOLATIONS:
+def _check_version(version: Any) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version != FORMAT_VERSION:
         raise InvalidConfigError(
-            f"preprocess.interpolation must be one of {list(INTERPOLATIONS)}, got {interp!r}."
+            f"config.json has format_version={version!r}; this imgsent reads version "
+            f"{FORMAT_VERSION}. Upgrade imgsent or re-export the model."
         )
-    mean = _triple(data.get("mean", list(default.mean)), "preprocess.mean", positive=False)
-    std = _triple(data.get("std", list(default.std)), "preprocess.std", positive=True)
-    return PreprocessConfig(size, mode, interp, mean, std)  # type: ignore[arg-type]
 
 
 def _triple(value: Any, where: str, *, positive: bool) -> tuple[float, float, float]:

@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from imgsent.config import CONFIG_NAME, WEIGHTS_NAME
 from imgsent.errors import HubError, ImgsentError, ModelNotFoundError, UnsafeWeightsError
+from imgsent.registry import KNOWN_MODELS, BundledModel, ModelSource
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-PACKAGE_DEFAULT = "package:default"
-"""Registry value meaning "the model folder shipped inside the imgsent package"."""
 ALLOW_PATTERNS: tuple[str, ...] = (CONFIG_NAME, WEIGHTS_NAME, "README.md")
 """The only files downloaded from, or uploaded to, a model repo."""
 PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -124,9 +123,10 @@ def resolve_model_dir(
     text = os.fspath(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in known:
         target = known[name_or_path]
-        if target == PACKAGE_DEFAULT:
-            return _package_default()
-        text = target
+        if isinstance(target, BundledModel):
+            return _package_default(target.folder)
+        text = target.repo_id
+        revision = revision if revision is not None else target.revision
     elif os.path.exists(os.path.expanduser(text)):
         return _validate_local(Path(text).expanduser())
     elif not isinstance(name_or_path, str) or _looks_like_path(text):
@@ -279,9 +279,9 @@ def cached_models(cache_dir: str | os.PathLike[str] | None = None) -> list[Cache
 # ---------------------------------------------------------------------- helpers
 
 
-def _package_default() -> Path:
-    """Return the model folder shipped in the package."""
-    folder = Path(__file__).parent / "weights" / "default"
+def _package_default(name: str = "default") -> Path:
+    """Return a model folder shipped in the package."""
+    folder = Path(__file__).parent / "weights" / name
     if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
         raise ModelNotFoundError(
             f"The packaged default model is missing from {folder} (it needs {CONFIG_NAME} and "
@@ -290,14 +290,12 @@ def _package_default() -> Path:
     return folder
 
 
-def _known_models() -> dict[str, str]:
+def _known_models() -> dict[str, ModelSource]:
     """Return the registry of model names."""
-    from imgsent.registry import KNOWN_MODELS
-
     return dict(KNOWN_MODELS)
 
 
-def _names(known: dict[str, str]) -> str:
+def _names(known: dict[str, ModelSource]) -> str:
     """Format the known model names for messages."""
     return ", ".join(repr(n) for n in sorted(known)) or "none registered"
 
@@ -319,7 +317,7 @@ def _is_repo_id(text: str) -> bool:
     return len(parts) == 2 and all(_REPO_PART.fullmatch(p) and "--" not in p and ".." not in p for p in parts)
 
 
-def _check_repo_id(text: str, known: dict[str, str]) -> None:
+def _check_repo_id(text: str, known: dict[str, ModelSource]) -> None:
     """Raise ModelNotFoundError unless ``text`` is a well-formed ``owner/name`` repo id."""
     if _is_repo_id(text):
         return

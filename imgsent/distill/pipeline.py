@@ -247,13 +247,9 @@ class DistillRun:
         st = self.recipe.student
         spec = get_architecture(st.architecture)
         size = st.image_size or spec.default_image_size
-        args = dict(st.args)
-        if spec.family == "vit":
-            args.setdefault("image_size", size)
         preprocess = PreprocessConfig(image_size=size, resize_mode=st.resize_mode,  # type: ignore[arg-type]
                                       interpolation=st.interpolation)  # type: ignore[arg-type]
-        config = ModelConfig.from_dict(ModelConfig(ArchitectureConfig(st.architecture, args), preprocess).to_dict())
-        return SentimentModel(config)
+        return SentimentModel(ModelConfig(ArchitectureConfig(st.architecture, dict(st.args)), preprocess))
 
     def _run_train(self, folder: Path) -> dict[str, Any]:
         import torch

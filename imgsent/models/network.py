@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
 from imgsent.config import ArchitectureConfig
-from imgsent.registry import get_architecture, validate_architecture
+from imgsent.models.efficientnet import build_efficientnet_backbone
+from imgsent.models.vit import build_vit_backbone
+from imgsent.registry import EfficientNetLite, ViT, resolve_backbone
 
 NUM_CLASSES = 3
 
@@ -47,34 +52,32 @@ class SentimentNet(nn.Module):
         return self.head(self.features(pixels))
 
 
-def build_network(arch: ArchitectureConfig) -> SentimentNet:
+BackboneBuilder = Callable[[Any, int], tuple[nn.Module, int]]
+
+BUILDERS: dict[type, BackboneBuilder] = {
+    EfficientNetLite: build_efficientnet_backbone,
+    ViT: build_vit_backbone,
+}
+"""The one builders table: backbone record type -> builder of ``(module, feature width)``."""
+
+
+def build_network(arch: ArchitectureConfig, image_size: int) -> SentimentNet:
     """Build a randomly initialised network from an architecture record.
 
     Args:
-        arch: The architecture name and arguments, validated against the registry.
+        arch: The architecture name and arguments (validated when the record was made).
+        image_size: Side of the square input in pixels: the model's ``preprocess.image_size``.
 
     Returns:
         A :class:`SentimentNet` in training mode, with random weights.
 
     Example:
-        >>> net = build_network(ArchitectureConfig("efficientnet_lite0"))
+        >>> net = build_network(ArchitectureConfig("efficientnet_lite0"), 224)
         >>> net(torch.zeros(1, 3, 224, 224)).shape
         torch.Size([1, 3])
     """
-    validate_architecture(arch)
-    spec = get_architecture(arch.name)
-    args = dict(arch.args)
-    head_hidden = int(args.pop("head_hidden", 32))
-    dropout = float(args.pop("dropout", 0.0))
-    if spec.family == "efficientnet":
-        from imgsent.models.efficientnet import build_efficientnet_backbone
-
-        backbone, dim = build_efficientnet_backbone(spec.fixed["timm_name"])
-    else:
-        from imgsent.models.vit import build_vit_backbone
-
-        settings = {k: v for k, v in spec.fixed.items() if k != "hub_id"}
-        settings["image_size"] = spec.default_image_size
-        settings.update(args)
-        backbone, dim = build_vit_backbone(**settings)
+    backbone_record = resolve_backbone(arch.name, arch.args)
+    backbone, dim = BUILDERS[type(backbone_record)](backbone_record, image_size)
+    head_hidden = int(arch.args.get("head_hidden", 32))
+    dropout = float(arch.args.get("dropout", 0.0))
     return SentimentNet(backbone, dim, head_hidden=head_hidden, dropout=dropout)

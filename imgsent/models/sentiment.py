@@ -13,8 +13,7 @@ from torch import nn
 
 from imgsent.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 from imgsent.errors import InvalidConfigError, ModelNotFoundError
-from imgsent.models import SentimentNet, build_network
-from imgsent.registry import get_architecture
+from imgsent.models.network import SentimentNet, build_network
 
 
 class SentimentModel(nn.Module):
@@ -34,16 +33,8 @@ class SentimentModel(nn.Module):
 
     def __init__(self, config: ModelConfig, net: SentimentNet | None = None) -> None:
         super().__init__()
-        spec = get_architecture(config.architecture.name)
-        if spec.family == "vit":
-            vit_size = config.architecture.args.get("image_size", spec.default_image_size)
-            if vit_size != config.preprocess.image_size:
-                raise InvalidConfigError(
-                    f"preprocess.image_size ({config.preprocess.image_size}) must equal the ViT's "
-                    f"architecture image_size ({vit_size})."
-                )
         self.config = config
-        self.net = net if net is not None else build_network(config.architecture)
+        self.net = net if net is not None else build_network(config.architecture, config.preprocess.image_size)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.net(pixels)

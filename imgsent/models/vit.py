@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from imgsent.registry import ViT
 
 
 class ViTBackbone(nn.Module):
@@ -18,16 +23,8 @@ class ViTBackbone(nn.Module):
         return out.last_hidden_state[:, 0]
 
 
-def build_vit_backbone(
-    *,
-    patch_size: int,
-    hidden_size: int,
-    num_hidden_layers: int,
-    num_attention_heads: int,
-    intermediate_size: int,
-    image_size: int,
-) -> tuple[nn.Module, int]:
-    """Build a randomly initialised ViT from a config (no pooler; the [CLS] token is the feature).
+def build_vit_backbone(arch: ViT, image_size: int) -> tuple[nn.Module, int]:
+    """Build a randomly initialised ViT for ``image_size`` inputs (no pooler; the [CLS] token is the feature).
 
     Returns:
         The backbone module and its feature width (``hidden_size``).
@@ -36,10 +33,10 @@ def build_vit_backbone(
 
     config = ViTConfig(
         image_size=image_size,
-        patch_size=patch_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        intermediate_size=intermediate_size,
+        patch_size=arch.patch_size,
+        hidden_size=arch.hidden_size,
+        num_hidden_layers=arch.num_hidden_layers,
+        num_attention_heads=arch.num_attention_heads,
+        intermediate_size=arch.intermediate_size,
     )
-    return ViTBackbone(ViTModel(config, add_pooling_layer=False)), hidden_size
+    return ViTBackbone(ViTModel(config, add_pooling_layer=False)), arch.hidden_size
