@@ -161,3 +161,43 @@ def test_default_model_predicts_offline_when_bundled(monkeypatch):
     image.save(buffer, format="JPEG")
     result = Predictor(model, device="cpu").predict(buffer.getvalue())[0]
     assert result.ok and result.label in ("negative", "neutral", "positive")
+
+
+def test_iter_predict_batches_owns_the_pipeline(predictor, photo_dir):
+    files = sorted(str(p) for p in photo_dir.iterdir()) + [str(photo_dir / "missing.jpg")]
+    batches = list(predictor.iter_predict_batches(files, batch_size=2, workers=0))
+    assert [len(b) for b in batches] == [2] * (len(files) // 2) + ([1] if len(files) % 2 else [])
+    flat = [p for b in batches for p in b]
+    assert [p.source for p in flat] == files
+    assert not flat[-1].ok and "missing.jpg" in (flat[-1].error or "")
+    assert flat[:-1] == predictor.predict(files[:-1], workers=0)
+
+
+def test_tta_averages_the_image_and_its_mirror(predictor, photo_dir):
+    path = photo_dir / "a.jpg"
+    mirrored = Image.open(path).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    plain, flipped = predictor.predict([str(path), mirrored], workers=0)
+    both = predictor.predict(str(path), tta=True, workers=0)[0]
+    for name in ("negative", "neutral", "positive"):
+        assert getattr(both, name) == pytest.approx((getattr(plain, name) + getattr(flipped, name)) / 2, abs=2e-4)
+
+
+def test_thread_cap_is_scoped_to_the_forward_pass(tiny_model_dir, photo_dir, monkeypatch):
+    import imgsent.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "compute_threads", lambda device, workers, light: 1)
+    light = Predictor.from_pretrained(str(tiny_model_dir), device="cpu")
+    before = torch.get_num_threads()
+    seen = []
+    original_forward = light.forward
+
+    def spy(batch):
+        seen.append(torch.get_num_threads())
+        return original_forward(batch)
+
+    light.forward = spy  # type: ignore[method-assign]
+    files = sorted(str(p) for p in photo_dir.iterdir())
+    for _ in light.iter_predict_batches(files, batch_size=1, workers=1):
+        assert torch.get_num_threads() == before  # restored while the caller holds the batch
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
