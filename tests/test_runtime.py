@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from imgsent.errors import InvalidConfigError
-from imgsent.runtime import compute_threads, default_workers, resolve_device, torch_threads
+from imgsent.runtime import (
+    compute_threads,
+    default_workers,
+    resolve_device,
+    torch_threads,
+)
 
 
 def test_torch_threads_caps_and_restores():

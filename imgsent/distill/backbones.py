@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING
 import torch
 
 from imgsent.errors import HubError, InvalidConfigError, require_extra
-from imgsent.registry import HubWeights, PackageWeights, PretrainedSource, get_pretrained_backbone
+from imgsent.registry import (
+    HubWeights,
+    PackageWeights,
+    get_pretrained_backbone,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from imgsent.data import mix_seed
 from imgsent.runtime import resolve_device
 
-
 # ----------------------------------------------------------------------------- distributed
 
 
