@@ -57,9 +57,9 @@ def classify(
     rerun with --resume to finish it. Unreadable files get an error row and never stop the run.
     The output gets a sidecar OUTPUT.imgsent.json recording the model, revision and dtype.
     """
-    from imgsent.classify import classify_files, count_images, expand_inputs
+    from imgsent.classify import classify_files, count_images, expand_inputs, run_record
     from imgsent.outputs import infer_format
-    from imgsent.resume import ResumeState, read_resume_state
+    from imgsent.resume import ResumeState, check_record, read_resume_state
 
     check_run_options(device=device, dtype=dtype, fmt=fmt)
     if resume and output is None:
@@ -80,16 +80,18 @@ def classify(
     if resume and state.rows and not count.done:
         err.print(
             f"[bold yellow]WARNING: --resume found {state.rows} rows in {output}, but none of them match these "
-            f"inputs.[/] All {count.total} images will be classified and appended. If the earlier run used other "
+            f"inputs.[/] All {_images(count.total)} will be classified and appended. If the earlier run used other "
             "paths (another folder or a moved folder), stop now (Ctrl-C) and check them."
         )
     if resume and count.total == 0:
-        err.print(f"Nothing to do: all {count.done} images are already in {output}.")
+        err.print(f"Nothing to do: all {_images(count.done)} are already in {output}.")
         raise typer.Exit(EXIT_OK)
 
     from imgsent.predictor import Predictor
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+    if resume:
+        check_record(state.record, run_record(predictor, chosen, binary=binary), output=output or "", force=force)
     _print_header(predictor, count.total, count.done, output, chosen, resume=resume)
     show = err.is_terminal if progress is None else progress
     safe = [state.rows]
@@ -128,11 +130,15 @@ def _print_header(predictor: object, total: int, done: int, output: Optional[Pat
     labels = trained_labels(p.config)  # type: ignore[attr-defined]
     note = "" if "neutral" in labels else " (binary in practice: never predicts neutral)"
     dtype = str(p.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
-    todo = f"{total} images" + (f" ({done} already in the output)" if resume else "")
+    todo = _images(total) + (f" ({done} already in the output)" if resume else "")
     err.print(
         f"model {p.name}{note}, revision {p.revision or '-'}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
         f"engine {p.engine}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
     )
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _duration(seconds: float) -> str:
