@@ -41,23 +41,26 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 def gallery_markdown() -> str:
-    """The gallery table: thumbnail, label and the three probabilities of each example image."""
+    """The gallery table: one column per example image, with its label and three probabilities."""
     from imgsent import Predictor
 
     predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
     predictions = predictor.predict([str(p) for p in _images()], workers=0)
-    lines = [
-        f"Predictions of the default model (`{predictor!r}`), computed when this page was built:",
-        "",
-        "| image | label | negative | neutral | positive |",
-        "|:---:|:---:|---:|---:|---:|",
+    images = _images()
+    cells = [
+        f'![{image.stem}]({DEST}/{image.name}){{ width="80" loading="lazy" }}' for image in images
     ]
-    for image, p in zip(_images(), predictions):
-        thumb = f'![{image.stem}]({DEST}/{image.name}){{ width="180" loading="lazy" }}'
-        if not p.ok:
-            lines.append(f"| {thumb} | error: {p.error} | | | |")
-            continue
-        lines.append(f"| {thumb}<br>`{image.name}` | **{p.label}** | {p.negative:.3f} | {p.neutral:.3f} | {p.positive:.3f} |")
+    labels = [f"**{p.label}**" if p.ok else f"error: {p.error}" for p in predictions]
+    lines = [
+        f"What the default model (`{predictor!r}`) predicts for the example images, computed when this page was built:",
+        "",
+        "| | " + " | ".join(cells) + " |",
+        "|---|" + ":---:|" * len(images),
+        "| **label** | " + " | ".join(labels) + " |",
+    ]
+    for name in ("negative", "neutral", "positive"):
+        values = [f"{getattr(p, name):.3f}" if p.ok else "" for p in predictions]
+        lines.append(f"| p({name}) | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
