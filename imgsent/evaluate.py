@@ -208,6 +208,8 @@ def evaluate_labels(
     preds: list[str] = []
     agrees: list[int | None] = []
     scores = iter_scores(predictor, [r.path for r in rows], batch_size=batch_size, workers=workers, tta=tta)
+    if on_progress is not None:
+        on_progress(0, len(rows))
     for done, (row, (_, probs, error)) in enumerate(zip(rows, scores), start=1):
         if on_progress is not None and (done % batch_size == 0 or done == len(rows)):
             on_progress(done, len(rows))

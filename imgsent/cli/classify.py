@@ -96,7 +96,7 @@ def classify(
     show = err.is_terminal if progress is None else progress
     safe = [state.rows]
 
-    with progress_bar("classify", enabled=show) as bar:
+    with progress_bar("classify", enabled=show, total=count.total) as bar:
         def on_progress(done: int, total: int | None) -> None:
             safe[0] = state.rows + done
             if bar is not None:

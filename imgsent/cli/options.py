@@ -68,7 +68,9 @@ class _RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
+def progress_bar(
+    label: str, *, enabled: bool, total: int | None = None
+) -> Iterator[Callable[[int, int | None], None] | None]:
     """A Rich progress bar on stderr, ``n/N, %, img/s, elapsed, ETA``; yields the update callback.
 
     When the total is not known yet, the bar pulses and says so instead of showing ``n/?``.
@@ -90,7 +92,7 @@ def progress_bar(label: str, *, enabled: bool) -> Iterator[Callable[[int, int | 
         console=err,
         transient=False,
     )
-    task = progress.add_task(label, total=None)
+    task = progress.add_task(label if total is not None else f"{label} (total unknown until the scan ends)", total=total)
 
     def update(done: int, total: int | None) -> None:
         description = label if total is not None else f"{label} (total unknown until the scan ends)"
