@@ -89,7 +89,7 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
         InputNotFoundError: Some paths do not exist or patterns match nothing; the message lists them.
 
     Example:
-        >>> expand_inputs(["examples/images/c*.jpg"])
+        >>> expand_inputs(["examples/images/co*.jpg"])
         ['examples/images/coffee_cup.jpg']
     """
     found: list[str] = []

@@ -74,8 +74,8 @@ class EvaluationReport:
         skipped_neutral: Neutral-labelled rows left out by the binary protocol.
 
     Example:
-        >>> report = evaluate_labels(predictor, "labels.csv")
-        >>> [(m.name, m.n) for m in report.subsets]
+        >>> report = evaluate_labels(predictor, "labels.csv")  # doctest: +SKIP
+        >>> [(m.name, m.n) for m in report.subsets]  # doctest: +SKIP
         [('all', 1269), ('agree>=3', 1269), ('agree>=4', 1116), ('agree>=5', 882)]
     """
 
@@ -109,8 +109,8 @@ def read_labels(path: str | os.PathLike[str], *, images_root: str | os.PathLike[
         CorpusError: The file is missing, has unknown columns, or a row has an invalid label.
 
     Example:
-        >>> rows = read_labels("twitter1/labels.csv")
-        >>> rows[0]
+        >>> rows = read_labels("twitter1/labels.csv")  # doctest: +SKIP
+        >>> rows[0]  # doctest: +SKIP
         LabelledImage(path='/data/twitter1/images/1.jpg', label='positive', agree=5)
     """
     path = Path(path)

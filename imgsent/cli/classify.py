@@ -132,7 +132,7 @@ def _print_header(predictor: object, total: int, done: int, output: Optional[Pat
     dtype = str(p.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
     todo = _images(total) + (f" ({done} already in the output)" if resume else "")
     err.print(
-        f"model {p.name}{note}, revision {p.revision or '-'}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
+        f"model {p.name}{note}, revision {p.revision or ('bundled' if p.name == 'default' else '-')}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
         f"engine {p.engine}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
     )
 

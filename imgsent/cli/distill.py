@@ -31,8 +31,10 @@ def distill_app() -> typer.Typer:
     """Build the ``distill`` sub-application."""
     sub = typer.Typer(help="Distil an image model from a text teacher (corpus -> ... -> model folder).",
                       no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode="markdown")
-    sub.command(epilog=EPILOG)(run)
-    sub.command(epilog=EPILOG)(stage)
+    from imgsent.cli.app import _Command
+
+    sub.command(cls=_Command, epilog=EPILOG)(run)
+    sub.command(cls=_Command, epilog=EPILOG)(stage)
     return sub
 
 
