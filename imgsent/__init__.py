@@ -19,12 +19,14 @@ __all__ = [
     "SentimentModel",
     "__version__",
     "predict",
+    "to_dataframe",
 ]
 
 if TYPE_CHECKING:
     from imgsent.config import ModelConfig
     from imgsent.models.sentiment import SentimentModel
     from imgsent.outputs import Prediction
+    from imgsent.outputs import to_dataframe
     from imgsent.predictor import Predictor, predict
 
 _LAZY = {
@@ -33,6 +35,7 @@ _LAZY = {
     "Predictor": "imgsent.predictor",
     "SentimentModel": "imgsent.models.sentiment",
     "predict": "imgsent.predictor",
+    "to_dataframe": "imgsent.outputs",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
@@ -9,12 +10,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter, repair_and_read_done
-from imgsent.predictor import Predictor
+from imgsent.errors import InputNotFoundError
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter
+from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, repair_torn_line, sidecar_path, write_record
 from imgsent.scan import iter_image_files
 
+if TYPE_CHECKING:
+    from imgsent.predictor import Predictor
 
 @dataclass
 class ClassifySummary:
@@ -25,6 +29,7 @@ class ClassifySummary:
         errors: Number of files that produced an error row.
         skipped: Files skipped because ``resume`` found them in the output already.
         seconds: Wall time of the run.
+        resumed_rows: Rows the output held before a resumed run (0 without resume).
 
     Example:
         >>> summary = ClassifySummary(Counter(positive=3, negative=1), errors=1, seconds=2.0)
@@ -36,6 +41,7 @@ class ClassifySummary:
     errors: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    resumed_rows: int = 0
 
     @property
     def classified(self) -> int:
@@ -49,6 +55,108 @@ class ClassifySummary:
 
 
 ProgressCallback = Callable[[int, int | None], None]
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class InputCount:
+    """What the inputs of a run hold, counted before anything is loaded.
+
+    Attributes:
+        total: Image files to classify (files already in a resumed output excluded).
+        done: Image files skipped because a resumed output holds them already.
+        subfolders: Sub-folders that were not entered (``recursive=False``).
+    """
+
+    total: int
+    done: int = 0
+    subfolders: int = 0
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Check that every input exists, expanding glob patterns (``*``, ``?``, ``[...]``, ``**``).
+
+    Patterns are expanded here too because a quoted pattern, or a shell that does not expand
+    it (Windows), passes it through literally. A path that exists is never treated as a pattern.
+
+    Args:
+        paths: Files, folders and glob patterns.
+
+    Returns:
+        Existing paths, in the order given; each pattern's matches sorted.
+
+    Raises:
+        InputNotFoundError: Some paths do not exist or patterns match nothing; the message lists them.
+
+    Example:
+        >>> expand_inputs(["examples/images/co*.jpg"])
+        ['examples/images/coffee_cup.jpg']
+    """
+    found: list[str] = []
+    missing: list[str] = []
+    for path in paths:
+        text = os.fspath(path)
+        if os.path.lexists(text):
+            found.append(text)
+        elif _GLOB_CHARS & set(text) and (matches := sorted(glob.glob(os.path.expanduser(text), recursive=True))):
+            found.extend(matches)
+        else:
+            missing.append(text)
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputNotFoundError(
+            f"No such file or folder: {shown}. Check the spelling; glob patterns such as "
+            "'photos/*.jpg' must match at least one file."
+        )
+    return found
+
+
+def count_images(
+    paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False, done: frozenset[str] = frozenset()
+) -> InputCount:
+    """Count the image files a run will see, with the same scan the run uses (names only, no decoding).
+
+    Args:
+        paths: Files and folders, e.g. from :func:`expand_inputs`.
+        recursive: Descend into sub-folders.
+        done: Normalised paths already in a resumed output (:attr:`imgsent.resume.ResumeState.done`).
+
+    Returns:
+        An :class:`InputCount`.
+
+    Example:
+        >>> count_images(["examples/images"])
+        InputCount(total=6, done=0, subfolders=0)
+    """
+    cwd = os.getcwd()
+    total = skipped = 0
+    for path in iter_image_files(paths, recursive=recursive):
+        if done and path_key(path, cwd) in done:
+            skipped += 1
+        else:
+            total += 1
+    subfolders = 0
+    if not recursive:
+        for path in paths:
+            if os.path.isdir(path):
+                with os.scandir(path) as entries:
+                    subfolders += sum(1 for entry in entries if entry.is_dir())
+    return InputCount(total, skipped, subfolders)
+
+
+def run_record(predictor: Predictor, fmt: OutputFormat, *, binary: bool) -> RunRecord:
+    """The :class:`~imgsent.resume.RunRecord` of a run with this predictor."""
+    import imgsent
+
+    return RunRecord(
+        format=fmt,
+        model=predictor.name,
+        revision=predictor.revision,
+        dtype=str(predictor.dtype).removeprefix("torch."),
+        binary=binary,
+        cwd=os.getcwd(),
+        imgsent_version=imgsent.__version__,
+    )
 
 
 def classify_files(
@@ -59,16 +167,20 @@ def classify_files(
     fmt: OutputFormat = "csv",
     recursive: bool = False,
     resume: bool = False,
+    force: bool = False,
     batch_size: int = 32,
     workers: int | None = None,
     binary: bool = False,
+    total: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
 
     Rows are appended batch by batch and flushed to disk, so a crash loses at most the batch
-    in flight. With ``resume``, paths already in ``output`` are skipped and a torn last row
-    is repaired first.
+    in flight. A file output gets a sidecar ``<output>.imgsent.json`` recording the model,
+    revision, dtype and protocol (see :mod:`imgsent.resume`). With ``resume``, paths already
+    in ``output`` are skipped (matched after normalisation, so ``./a.jpg`` and its absolute
+    path are the same file) and a torn last row is repaired first.
 
     Args:
         predictor: A loaded :class:`~imgsent.Predictor`.
@@ -76,25 +188,37 @@ def classify_files(
         output: Output file; ``None`` writes to stdout.
         fmt: ``"csv"`` or ``"jsonl"``.
         recursive: Descend into sub-folders.
-        resume: Skip paths already present in ``output``.
+        resume: Skip paths already present in ``output`` and append the rest.
+        force: With ``resume``, append even when the output was made with another model,
+            revision, dtype or protocol.
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral (the paper's protocol).
-        on_progress: Called with (files done, total or ``None`` while the scan runs).
+        total: Files this run will classify, when the caller counted them (:func:`count_images`);
+            progress then has a total from the start.
+        on_progress: Called after each written batch with (files done, total), where total is
+            ``None`` until known.
 
     Returns:
         A :class:`ClassifySummary`.
 
+    Raises:
+        ResumeMismatchError: ``resume`` onto a file in another format, or made with another
+            model, revision, dtype or protocol (without ``force``). The file is left untouched.
+
     Example:
-        >>> summary = classify_files(Predictor.from_pretrained(), ["photos/"], output="out.csv", recursive=True)
-        >>> summary.classified, summary.errors
+        >>> summary = classify_files(Predictor.from_pretrained(), ["photos/"], output="out.csv", recursive=True)  # doctest: +SKIP
+        >>> summary.classified, summary.errors  # doctest: +SKIP
         (1520, 3)
     """
     start = time.perf_counter()
     summary = ClassifySummary()
-    done: set[str] = set()
+    done: frozenset[str] = frozenset()
+    record = run_record(predictor, fmt, binary=binary)
     if output is not None and resume:
-        done = repair_and_read_done(output, fmt)
+        state = read_resume_state(output, fmt)
+        check_record(state.record, record, output=output, force=force)
+        done, summary.resumed_rows = state.done, state.rows
     scanned = _CountingScan(iter_image_files(paths, recursive=recursive), done, summary)
     stream: TextIO
     if output is None:
@@ -106,17 +230,23 @@ def classify_files(
         if not resume and not new_file:
             Path(output).unlink()
             new_file = True
+        if not new_file:
+            repair_torn_line(output)
+        if new_file or not sidecar_path(output).exists():  # files from before records existed
+            write_record(output, record)
         # surrogateescape keeps file names that are not valid UTF-8 byte-exact
         stream, close = open(output, "a", encoding="utf-8", newline="", errors="surrogateescape"), True
     try:
         writer = ResultWriter(stream, fmt, write_header=new_file)
         processed = 0
+        if on_progress is not None:
+            on_progress(0, total)
         for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary):
             writer.write(predictions)
             _tally(summary, predictions)
             processed += len(predictions)
             if on_progress is not None:
-                on_progress(processed, scanned.total)
+                on_progress(processed, total if total is not None else scanned.total)
     finally:
         if close:
             stream.close()
@@ -127,7 +257,7 @@ def classify_files(
 class _CountingScan:
     """Wraps the folder scan: skips done paths and learns the total once the scan ends."""
 
-    def __init__(self, files: Iterator[str], done: set[str], summary: ClassifySummary) -> None:
+    def __init__(self, files: Iterator[str], done: frozenset[str], summary: ClassifySummary) -> None:
         self._files = files
         self._done = done
         self._summary = summary
@@ -135,8 +265,9 @@ class _CountingScan:
 
     def __iter__(self) -> Iterator[str]:
         count = 0
+        cwd = os.getcwd()
         for path in self._files:
-            if path in self._done:
+            if self._done and path_key(path, cwd) in self._done:
                 self._summary.skipped += 1
                 continue
             count += 1

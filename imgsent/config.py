@@ -219,3 +219,20 @@ def _expect(value: Any, kind: type, where: str) -> Any:
             f"config.json: {where} must be a {kind.__name__}, got {type(value).__name__} ({value!r:.80})."
         )
     return value
+
+
+def trained_labels(config: ModelConfig) -> tuple[str, ...]:
+    """The labels a model saw training examples of, from ``provenance.selection.images``.
+
+    A model distilled with no neutral examples still has a neutral output, but it is never the
+    largest: such a model is binary in practice. Without that provenance, all labels are assumed.
+
+    Example:
+        >>> from imgsent.model import SentimentModel
+        >>> trained_labels(SentimentModel.from_pretrained().config)
+        ('negative', 'positive')
+    """
+    counts = config.provenance.get("selection", {}).get("images") if isinstance(config.provenance, dict) else None
+    if not isinstance(counts, dict):
+        return tuple(config.labels)
+    return tuple(label for label in config.labels if isinstance(counts.get(label), int) and counts[label] > 0)

@@ -49,6 +49,14 @@ class MissingExtraError(ImgsentError, ImportError):
     """An optional dependency is missing; the message names the pip extra to install."""
 
 
+class InputNotFoundError(ImgsentError, FileNotFoundError):
+    """Input paths (files, folders or glob patterns) match nothing on disk."""
+
+
+class ResumeMismatchError(ImgsentError, ValueError):
+    """An output file cannot be resumed safely: other format, model, revision, dtype or protocol."""
+
+
 class CorpusError(ImgsentError, ValueError):
     """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
 

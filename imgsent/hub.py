@@ -501,8 +501,9 @@ def _translate(
         cause = next((e for e in chain if not isinstance(e, hf.LocalEntryNotFoundError)), exc)
         return HubError(
             f"Could not {action} {what}: the Hub failed or could not be reached ({_first_line(cause, token)}) "
-            "and no cached copy exists. Check your connection or HF_ENDPOINT and retry later; to work "
-            f"offline, run `imgsent download {repo_id}` beforehand."
+            "and no cached copy exists. Check your connection or HF_ENDPOINT and retry later. For a machine "
+            f"without network: run `imgsent download {repo_id}` on one that reaches the Hub, copy its Hugging Face "
+            "cache folder (HF_HUB_CACHE, default ~/.cache/huggingface/hub) across, and set HF_HUB_OFFLINE=1 there."
         )
     if isinstance(exc, hf.EntryNotFoundError):
         return ModelNotFoundError(

@@ -11,11 +11,14 @@ import io
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from imgsent.config import LABELS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Label = Literal["negative", "neutral", "positive"]
 OutputFormat = Literal["csv", "jsonl"]
@@ -60,6 +63,15 @@ class Prediction:
             return None
         return {"negative": self.negative, "neutral": self.neutral, "positive": self.positive}  # type: ignore[dict-item]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field of the record, keyed by field name.
+
+        Example:
+            >>> Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80).to_dict()
+            {'source': 'cat.jpg', 'label': 'positive', 'negative': 0.05, 'neutral': 0.15, 'positive': 0.8, 'error': None}
+        """
+        return asdict(self)
+
     def to_row(self) -> dict[str, str | float | None]:
         """The output row: ``path, label, negative, neutral, positive, error``."""
         return {
@@ -75,6 +87,38 @@ class Prediction:
     def failed(cls, source: str, error: str) -> Prediction:
         """A prediction that carries an error instead of a label."""
         return cls(source=source, label=None, error=error)
+
+
+def to_dataframe(predictions: Sequence[Prediction]) -> pd.DataFrame:
+    """Turn predictions into a :class:`pandas.DataFrame`, one row per prediction and one column per field.
+
+    Needs pandas (``pip install 'imgsent[pandas]'``); it is imported only here.
+
+    Args:
+        predictions: Predictions, e.g. from :meth:`imgsent.Predictor.predict`.
+
+    Returns:
+        A DataFrame with the columns of :meth:`Prediction.to_dict`, in field order.
+
+    Raises:
+        MissingExtraError: pandas is not installed.
+
+    Example:
+        >>> frame = to_dataframe([Prediction("a.jpg", "positive", 0.1, 0.2, 0.7), Prediction.failed("b.jpg", "b.jpg: no such file")])
+        >>> frame[["source", "label", "positive"]]
+          source     label  positive
+        0  a.jpg  positive       0.7
+        1  b.jpg       NaN       NaN
+    """
+    from dataclasses import fields
+
+    from imgsent.errors import require_extra
+
+    require_extra("pandas", "pandas")
+    import pandas as pd
+
+    columns = [f.name for f in fields(Prediction)]
+    return pd.DataFrame([p.to_dict() for p in predictions], columns=columns)
 
 
 def _round(value: float | None) -> float | None:
@@ -139,34 +183,3 @@ class ResultWriter:
 
 def _printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def repair_and_read_done(path: str | os.PathLike[str], fmt: OutputFormat) -> set[str]:
-    """Cut a torn last line from an existing output file and return the paths it already holds.
-
-    Rows are only trusted when complete: a last line without a trailing newline (a killed write)
-    is removed, so the file can be appended to safely.
-    """
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return set()
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            handle.truncate(end)
-            data = data[:end]
-    text = data.decode("utf-8", errors="surrogateescape")
-    done: set[str] = set()
-    if fmt == "csv":
-        for row in csv.DictReader(io.StringIO(text, newline="")):
-            if row.get("path"):
-                done.add(row["path"])
-    else:
-        for line in text.split("\n"):
-            if line.strip():
-                try:
-                    done.add(json.loads(line)["path"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-    return done

@@ -37,12 +37,29 @@ class Predictor:
     PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
 
     Example:
-        >>> predictor = Predictor.from_pretrained()          # the default model, offline
-        >>> [p.label for p in predictor.predict(["beach.jpg", "storm.jpg"])]
+        >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")  # the bundled model, offline
+        >>> predictor
+        Predictor(model='default', device='cpu', dtype='float32', engine='torch')
+        >>> [p.label for p in predictor.predict(["beach.jpg", "storm.jpg"])]  # doctest: +SKIP
         ['positive', 'negative']
     """
 
-    def __init__(self, model: SentimentModel, *, device: DeviceLike = "auto", dtype: DtypeLike = "auto") -> None:
+    engine: str = "torch"
+    """The inference engine."""
+
+    def __init__(
+        self,
+        model: SentimentModel,
+        *,
+        device: DeviceLike = "auto",
+        dtype: DtypeLike = "auto",
+        name: str = "custom",
+        revision: str | None = None,
+    ) -> None:
+        self.name = name
+        """Where the model came from: ``"default"``, a known name, a Hub repo id or a folder path."""
+        self.revision = revision
+        """The Hub commit the weights were loaded from; ``None`` for bundled and local models."""
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.config = model.config
@@ -92,10 +109,19 @@ class Predictor:
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
-        loaded = SentimentModel.from_pretrained(
+        from imgsent.hub import resolve_model_dir
+
+        folder = resolve_model_dir(
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
-        return cls(loaded, device=device, dtype=dtype)
+        loaded = SentimentModel.from_folder(folder)
+        return cls(loaded, device=device, dtype=dtype, name=_model_name(model), revision=_commit_of(folder, revision))
+
+    def __repr__(self) -> str:
+        """``Predictor(model='default', device='cpu', dtype='float32', engine='torch')``, plus the revision when known."""
+        revision = f", revision={self.revision!r}" if self.revision else ""
+        dtype = str(self.dtype).removeprefix("torch.")
+        return f"Predictor(model={self.name!r}{revision}, device={str(self.device)!r}, dtype={dtype!r}, engine={self.engine!r})"
 
     def predict(
         self,
@@ -248,6 +274,22 @@ class Predictor:
             label = label_from_probabilities((neg, neu, pos), binary=binary)
             out.append(Prediction(source, label, neg, neu, pos))
         return out
+
+
+def _model_name(model: str | os.PathLike[str] | None) -> str:
+    """How a run names its model: ``"default"``, a known name or repo id, or a folder's absolute path."""
+    if model is None:
+        return "default"
+    text = os.fspath(model)
+    return os.path.abspath(text) if os.path.isdir(os.path.expanduser(text)) else text
+
+
+def _commit_of(folder: os.PathLike[str] | str, requested: str | None) -> str | None:
+    """The commit sha of a Hub cache snapshot folder (``.../snapshots/<sha>``), else ``requested``."""
+    path = os.path.normpath(os.fspath(folder))
+    if os.path.basename(os.path.dirname(path)) == "snapshots":
+        return os.path.basename(path)
+    return requested
 
 
 def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:

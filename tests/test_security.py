@@ -191,7 +191,10 @@ def test_typer_apps_never_print_locals() -> None:
 
 
 def test_cli_failures_never_print_the_token(tmp_path) -> None:
+    from tests.conftest import make_photo
     from tests.hubserver import HubServer
+
+    make_photo(tmp_path / "a.jpg")  # classify checks its inputs before loading the model
 
     with HubServer(token=TOKEN) as server:
         server.create_repo("acme/secret", private=True)

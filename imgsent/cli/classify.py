@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
-from imgsent.cli.app import EXIT_OK, EXIT_PARTIAL, ModelOpt, RevisionOpt, err, fail
-from imgsent.errors import ImgsentError
-from imgsent.outputs import OutputFormat
+from imgsent.cli.app import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, ModelOpt, RevisionOpt, err
+from imgsent.cli.options import check_run_options, progress_bar
 
 EPILOG = (
     "**Examples**\n\n"
     "    imgsent classify photos/ -o out.csv\n\n"
-    "    imgsent classify photos/ --recursive -o out.jsonl --resume\n\n"
+    "    imgsent classify 'photos/**/*.jpg' -o out.jsonl --resume\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
     "**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
-    "2 bad arguments; 3 finished, but some files were unreadable (they have error rows)."
+    "2 bad arguments, missing inputs or no images (found before loading the model; nothing written); "
+    "3 finished, but some files were unreadable (they have error rows); 130 interrupted (rerun with --resume)."
 )
 
 
 def classify(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and folders.", show_default=False)],
+    ctx: typer.Context,
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATHS...", help="Image files, folders or glob patterns such as 'photos/*.jpg'.",
+                                  show_default=False)
+    ],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (.csv or .jsonl). Default: stdout.")] = None,
     fmt: Annotated[
         Optional[str], typer.Option("--format", "-f", help="csv or jsonl. Default: from the output's extension, else csv.")
@@ -34,68 +40,124 @@ def classify(
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0, help="Decoding processes. Default: automatic.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
-    binary: Annotated[bool, typer.Option(help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
-    resume: Annotated[bool, typer.Option(help="Skip files already in --output and append the rest.")] = False,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")] = None,
+    binary: Annotated[bool, typer.Option("--binary", help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip files already in --output and append the rest (same model, revision, dtype).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --resume: append even if the file was made with another model, revision or dtype.")
+    ] = False,
+    progress: Annotated[
+        Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")
+    ] = None,
 ) -> None:
     """Classify image files and write one row per file: path, label, probabilities, error.
 
     Rows are written as they are produced, so an interrupted run loses at most one batch;
     rerun with --resume to finish it. Unreadable files get an error row and never stop the run.
+    The output gets a sidecar OUTPUT.imgsent.json recording the model, revision and dtype.
     """
-    from imgsent.classify import classify_files
+    from imgsent.classify import classify_files, count_images, expand_inputs, run_record
     from imgsent.outputs import infer_format
+    from imgsent.resume import ResumeState, check_record, read_resume_state
+
+    check_run_options(device=device, dtype=dtype, fmt=fmt)
+    if resume and output is None:
+        raise typer.BadParameter("--resume needs --output: it reads the rows already written there.", param_hint="'--resume'")
+    if force and not resume:
+        raise typer.BadParameter("--force only applies to --resume.", param_hint="'--force'")
+    chosen = infer_format(output, fmt)  # type: ignore[arg-type]
+    inputs = expand_inputs(paths)
+    state = read_resume_state(output, chosen) if resume and output is not None else ResumeState()
+    count = count_images(inputs, recursive=recursive, done=state.done)
+    if count.total + count.done == 0:
+        hint = (
+            f" The input holds {count.subfolders} sub-folder(s): add --recursive to look inside them."
+            if count.subfolders else " Image files need an image extension such as .jpg or .png."
+        )
+        err.print(f"[bold red]error:[/] 0 images found in {', '.join(inputs)}.{hint}")
+        raise typer.Exit(EXIT_USAGE)
+    if resume and state.rows and not count.done:
+        err.print(
+            f"[bold yellow]WARNING: --resume found {state.rows} rows in {output}, but none of them match these "
+            f"inputs.[/] All {_images(count.total)} will be classified and appended. If the earlier run used other "
+            "paths (another folder or a moved folder), stop now (Ctrl-C) and check them."
+        )
+    if resume and count.total == 0:
+        err.print(f"Nothing to do: all {_images(count.done)} are already in {output}.")
+        raise typer.Exit(EXIT_OK)
+
     from imgsent.predictor import Predictor
 
-    if fmt is not None and fmt not in ("csv", "jsonl"):
-        raise typer.BadParameter(f"--format must be csv or jsonl, got {fmt!r}.")
-    if resume and output is None:
-        raise typer.BadParameter("--resume needs --output: it reads the rows already written there.")
-    chosen: OutputFormat = infer_format(output, fmt)  # type: ignore[arg-type]
+    predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+    if resume:
+        check_record(state.record, run_record(predictor, chosen, binary=binary), output=output or "", force=force)
+    _print_header(predictor, count.total, count.done, output, chosen, resume=resume)
     show = err.is_terminal if progress is None else progress
-    try:
-        predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
-        with _progress_bar(show) as on_progress:
+    safe = [state.rows]
+
+    with progress_bar("classify", enabled=show, total=count.total) as bar:
+        def on_progress(done: int, total: int | None) -> None:
+            safe[0] = state.rows + done
+            if bar is not None:
+                bar(done, total)
+
+        try:
             summary = classify_files(
-                predictor, paths, output=output, fmt=chosen, recursive=recursive, resume=resume,
-                batch_size=batch_size, workers=workers, binary=binary, on_progress=on_progress,
+                predictor, inputs, output=output, fmt=chosen, recursive=recursive, resume=resume, force=force,
+                batch_size=batch_size, workers=workers, binary=binary, total=count.total, on_progress=on_progress,
             )
-    except ImgsentError as exc:
-        fail(exc)
+        except KeyboardInterrupt:
+            where = f"are safe in {output}" if output else "were written"
+            err.print(f"[bold yellow]Interrupted.[/] {safe[0]} rows {where}.")
+            if output is not None:
+                err.print(f"Finish the run with:\n  {_resume_command(ctx)}")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     counts = ", ".join(f"{label} {summary.counts.get(label, 0)}" for label in ("negative", "neutral", "positive"))
+    resumed = f"; {summary.skipped} already in {output} (resume)" if resume else ""
     err.print(
-        f"{summary.classified} classified ({counts}), {summary.errors} errors, {summary.skipped} skipped (resume); "
-        f"{summary.images_per_second:.1f} images/s"
-        + (f" -> {output}" if output else ""),
-        highlight=False,
+        f"Done in {_duration(summary.seconds)}: {summary.classified} classified ({counts}), {summary.errors} errors"
+        f"{resumed}; {summary.images_per_second:.1f} images/s" + (f" -> {output}" if output else "")
     )
     raise typer.Exit(EXIT_PARTIAL if summary.errors else EXIT_OK)
 
 
-class _progress_bar:
-    """A Rich progress bar on stderr whose total appears once the folder scan finishes."""
+def _print_header(predictor: object, total: int, done: int, output: Optional[Path], fmt: str, *, resume: bool) -> None:
+    """One stderr line on what this run is: model, revision, device, dtype, engine, inputs, output."""
+    from imgsent.config import trained_labels
 
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    p = predictor  # a Predictor; typed loosely to keep torch out of this module's import
+    labels = trained_labels(p.config)  # type: ignore[attr-defined]
+    note = "" if "neutral" in labels else " (binary in practice: never predicts neutral)"
+    dtype = str(p.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
+    todo = _images(total) + (f" ({done} already in the output)" if resume else "")
+    err.print(
+        f"model {p.name}{note}, revision {p.revision or ('bundled' if p.name == 'default' else '-')}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
+        f"engine {p.engine}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
+    )
 
-        self._progress = (
-            Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
-            if enabled
-            else None
-        )
-        self._task = None
 
-    def __enter__(self):  # noqa: ANN204
-        if self._progress is None:
-            return None
-        self._progress.start()
-        self._task = self._progress.add_task("classify", total=None)
-        return self._update
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
-    def _update(self, done: int, total: int | None) -> None:
-        assert self._progress is not None and self._task is not None
-        self._progress.update(self._task, completed=done, total=total)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _resume_command(ctx: typer.Context) -> str:
+    """The command line that finishes this run: the same arguments plus --resume."""
+    parts = ["imgsent", ctx.info_name or "classify"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if isinstance(param, TyperArgument):
+            parts.extend(str(v) for v in value or ())
+        elif isinstance(param, TyperOption) and param.name not in ("resume", "progress") and value not in (None, False):
+            if value == param.default and not param.is_flag:
+                continue
+            parts.extend([param.opts[0]] if param.is_flag else [param.opts[0], str(value)])
+    return shlex.join([*parts, "--resume"])

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgsent.cli.app import err, fail
-from imgsent.errors import ImgsentError
+from imgsent.cli.app import err
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe file (YAML or JSON).", exists=False)]
 WorkdirOpt = Annotated[
@@ -32,8 +31,10 @@ def distill_app() -> typer.Typer:
     """Build the ``distill`` sub-application."""
     sub = typer.Typer(help="Distil an image model from a text teacher (corpus -> ... -> model folder).",
                       no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode="markdown")
-    sub.command(epilog=EPILOG)(run)
-    sub.command(epilog=EPILOG)(stage)
+    from imgsent.cli.app import _Command
+
+    sub.command(cls=_Command, epilog=EPILOG)(run)
+    sub.command(cls=_Command, epilog=EPILOG)(stage)
     return sub
 
 
@@ -65,19 +66,16 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
 
     from imgsent.errors import require_extra
 
-    try:
-        require_extra("vaderSentiment", "distill")
-        require_extra("yaml", "distill")
-        from imgsent.distill.pipeline import DistillRun
-        from imgsent.distill.recipe import load_recipe
+    require_extra("vaderSentiment", "distill")
+    require_extra("yaml", "distill")
+    from imgsent.distill.pipeline import DistillRun
+    from imgsent.distill.recipe import load_recipe
 
-        recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
-        folder = workdir or Path("runs") / recipe.name
-        rank0 = int(os.environ.get("RANK", "0")) == 0
-        runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None)
-        results = runner.run(until=until, only=only)
-    except ImgsentError as exc:
-        fail(exc)
+    recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
+    folder = workdir or Path("runs") / recipe.name
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None)
+    results = runner.run(until=until, only=only)
     exported = [r for r in results if r.name == "export"]
     if exported and rank0:
         model_dir = exported[0].summary["model_dir"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,8 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from imgsent.cli.app import RevisionOpt, fail
-from imgsent.errors import ImgsentError
+from imgsent.cli.app import RevisionOpt
+
+DOWNLOAD_EPILOG = (
+    "**Offline machines**: run `imgsent download OWNER/NAME` where the Hub is reachable, copy the Hugging Face "
+    "cache folder (HF_HUB_CACHE, default ~/.cache/huggingface/hub) to the offline machine, and set "
+    "HF_HUB_OFFLINE=1 there."
+)
 
 
 def models(
@@ -24,28 +30,39 @@ def models(
     table.add_column("name")
     table.add_column("source")
     table.add_column("cached")
+    table.add_column("predicts")
     for name, source in KNOWN_MODELS.items():
-        table.add_row(name, str(source), "bundled" if isinstance(source, BundledModel) else "")
-    try:
-        cached = cached_models(cache_dir=cache_dir)
-    except ImgsentError as exc:
-        fail(exc)
-    for entry in cached:
-        table.add_row(str(entry), "hub cache", "yes")
-    Console().print(table)
+        bundled = isinstance(source, BundledModel)
+        table.add_row(name, str(source), "bundled" if bundled else "", _predicts(name) if bundled else "")
+    for entry in cached_models(cache_dir=cache_dir):
+        table.add_row(str(entry), "hub cache", "yes", "")
+    Console(soft_wrap=True).print(table)
+
+
+def _predicts(name: str) -> str:
+    """What a bundled model can output in practice; Hub models are not loaded just to list them."""
+    from imgsent.config import trained_labels
+    from imgsent.models.sentiment import SentimentModel
+
+    labels = trained_labels(SentimentModel.from_pretrained(name).config)
+    return " / ".join(labels) + ("" if "neutral" in labels else " (binary in practice: never neutral)")
 
 
 def download(
-    model: Annotated[str, typer.Argument(help="Hub repo id or known name to fetch into the cache.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Hub repo id or known name to fetch into the cache.")],
     revision: RevisionOpt = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Hub cache folder.")] = None,
     token: Annotated[Optional[str], typer.Option(envvar="HF_TOKEN", help="Hub token (or HF_TOKEN).", show_default=False)] = None,
 ) -> None:
     """Fetch a model into the cache, for later use with HF_HUB_OFFLINE=1 on machines without network."""
+    from imgsent.errors import HubError
     from imgsent.hub import download_model
 
-    try:
-        folder = download_model(model, revision=revision, cache_dir=cache_dir, token=token)
-    except ImgsentError as exc:
-        fail(exc)
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
+        raise HubError(
+            f"Cannot download {model!r}: HF_HUB_OFFLINE is set, which turns downloads off. Run this command "
+            "without it on a machine that reaches the Hub (HF_HUB_OFFLINE= imgsent download ...), then copy "
+            "the cache folder to the offline machine."
+        )
+    folder = download_model(model, revision=revision, cache_dir=cache_dir, token=token)
     typer.echo(str(folder))

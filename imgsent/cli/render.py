@@ -7,19 +7,26 @@ from rich.table import Table
 
 from imgsent.evaluate import EvaluationReport
 
+_SHORT = {"negative": "neg", "neutral": "neu", "positive": "pos"}
+
 
 def render_metrics(report: EvaluationReport, console: Console) -> None:
-    """Print accuracy, macro-F1 and the confusion matrix of each subset."""
-    table = Table(title=f"binary protocol on {report.labels_file}")
-    for column in ("subset", "n", "accuracy", "macro-F1", "neg->neg", "neg->pos", "pos->neg", "pos->pos"):
-        table.add_column(column, justify="right")
+    """Print accuracy and macro-F1 per subset, then the confusion matrix of ``all``; never truncated."""
+    skipped = f"; {report.skipped_neutral} neutral rows skipped" if report.skipped_neutral else ""
+    table = Table(title=f"{report.protocol} protocol on {report.labels_file}{skipped}", title_justify="left")
+    for column in ("subset", "n", "accuracy", "macro-F1"):
+        table.add_column(column, justify="right", no_wrap=True)
     for m in report.subsets:
-        c = m.confusion
-        table.add_row(
-            m.name, str(m.n), f"{100 * m.accuracy:.1f}%", f"{100 * m.macro_f1:.1f}%",
-            str(c["negative"]["negative"]), str(c["negative"]["positive"]),
-            str(c["positive"]["negative"]), str(c["positive"]["positive"]),
-        )
+        table.add_row(m.name, str(m.n), f"{100 * m.accuracy:.1f}%", f"{100 * m.macro_f1:.1f}%")
     console.print(table)
+    if report.subsets:
+        matrix = Table(title="confusion (all): rows true, columns predicted", title_justify="left")
+        matrix.add_column("true", no_wrap=True)
+        for cls in report.classes:
+            matrix.add_column(_SHORT[cls], justify="right", no_wrap=True)
+        confusion = report.subsets[0].confusion
+        for truth in report.classes:
+            matrix.add_row(truth, *(str(confusion[truth][pred]) for pred in report.classes))
+        console.print(matrix)
     if report.errors:
         console.print(f"[yellow]{len(report.errors)} images could not be read[/]; first: {report.errors[0]}")

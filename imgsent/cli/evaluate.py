@@ -1,0 +1,64 @@
+"""``imgsent evaluate``: accuracy and macro-F1 on a labelled benchmark."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from imgsent.cli.app import ModelOpt, RevisionOpt, err
+from imgsent.cli.options import check_run_options, progress_bar
+
+EPILOG = (
+    "**Examples**\n\n"
+    "    imgsent evaluate labels.csv\n\n"
+    "    imgsent evaluate labels.csv --model ./my-model --json metrics.json\n\n"
+    "**Protocol**: 3-class when the labels have neutral rows and the model was trained on neutral examples; "
+    "otherwise the paper's binary protocol on the non-neutral rows (the skipped count is shown)."
+)
+
+
+def evaluate(
+    labels: Annotated[
+        Path,
+        typer.Argument(metavar="LABELS", help="CSV with image,label[,agree] (negative/neutral/positive) or path,class (0, 1, 2)."),
+    ],
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    images_root: Annotated[
+        Optional[Path], typer.Option("--images-root", help="Folder that image paths are relative to (default: the CSV's folder).")
+    ] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON to this file ('-' for stdout).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 32,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0)] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="float32 (default: exact and the same on every machine), bfloat16, float16 or auto.")
+    ] = "float32",
+    tta: Annotated[bool, typer.Option("--tta", help="Average predictions over the image and its mirror.")] = False,
+    progress: Annotated[
+        Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")
+    ] = None,
+) -> None:
+    """Measure accuracy and macro-F1 on a labelled benchmark (3-class or the paper's binary protocol)."""
+    from imgsent.cli.render import render_metrics
+    from imgsent.evaluate import evaluate_labels, read_labels
+    from imgsent.predictor import Predictor
+
+    check_run_options(device=device, dtype=dtype)
+    rows = read_labels(labels, images_root=images_root)  # a bad label file fails before the model loads
+    predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+    err.print(f"evaluating {predictor!r} on {labels}")
+    with progress_bar("evaluate", enabled=err.is_terminal if progress is None else progress, total=len(rows)) as bar:
+        report = evaluate_labels(
+            predictor, labels, images_root=images_root, batch_size=batch_size, workers=workers, tta=tta, on_progress=bar
+        )
+    render_metrics(report, err)
+    if json_out is not None:
+        text = report.to_json()
+        if str(json_out) == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            json_out.write_text(text + "\n", encoding="utf-8")
