@@ -86,9 +86,9 @@ def classify_files(
         A :class:`ClassifySummary`.
 
     Example:
-        >>> summary = classify_files(Predictor.from_pretrained(), ["photos/"], output="out.csv", recursive=True)
+        >>> summary = classify_files(Predictor.from_pretrained(), ["examples/images", "missing.jpg"], output="out.csv")
         >>> summary.classified, summary.errors
-        (1520, 3)
+        (6, 1)
     """
     start = time.perf_counter()
     summary = ClassifySummary()

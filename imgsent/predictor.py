@@ -87,8 +87,8 @@ class Predictor:
 
     Example:
         >>> predictor = Predictor.from_pretrained()          # the default model, offline
-        >>> [p.label for p in predictor.predict(["beach.jpg", "storm.jpg"])]
-        ['positive', 'negative']
+        >>> [p.label for p in predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])]
+        ['positive', None]
     """
 
     def __init__(self, model: SentimentModel, *, device: DeviceLike = "auto", dtype: DtypeLike = "auto") -> None:
@@ -171,9 +171,10 @@ class Predictor:
             read gets a prediction with ``error`` set instead of raising.
 
         Example:
-            >>> predictor.predict(["beach.jpg", "missing.jpg"])
-            [Prediction(source='beach.jpg', label='positive', negative=0.03, neutral=0.12, positive=0.85, error=None),
-             Prediction(source='missing.jpg', label=None, ..., error='missing.jpg: no such file')]
+            >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
+            >>> predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])
+            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=4.03...e-08, positive=0.7643..., error=None),
+             Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.")]
         """
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
@@ -198,10 +199,17 @@ class Predictor:
             One :class:`~imgsent.Prediction` per input, in input order.
 
         Example:
-            >>> paths = (str(p) for p in Path("photos").rglob("*.jpg"))
+            >>> from pathlib import Path
+            >>> predictor = Predictor.from_pretrained()
+            >>> paths = (str(p) for p in sorted(Path("examples/images").glob("*.jpg")))
             >>> for prediction in predictor.iter_predict(paths, batch_size=64):
             ...     print(prediction.source, prediction.label)
-            photos/a.jpg positive
+            examples/images/astronaut_eileen_collins.jpg positive
+            examples/images/chelsea_the_cat.jpg positive
+            examples/images/coffee_cup.jpg positive
+            examples/images/falcon9_dscovr_launch.jpg positive
+            examples/images/hubble_extreme_deep_field.jpg positive
+            examples/images/photographer_grayscale.jpg positive
         """
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
             yield from self.postprocess(batch, self.forward(batch), binary=binary)
