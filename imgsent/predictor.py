@@ -173,7 +173,7 @@ class Predictor:
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
             >>> predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])
-            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=4.03...e-08, positive=0.7643..., error=None),
+            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=..., positive=0.7643..., error=None),
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.")]
         """
         images = _as_list(images)
