@@ -207,9 +207,9 @@ def classify_files(
             model, revision, dtype or protocol (without ``force``). The file is left untouched.
 
     Example:
-        >>> summary = classify_files(Predictor.from_pretrained(), ["photos/"], output="out.csv", recursive=True)  # doctest: +SKIP
-        >>> summary.classified, summary.errors  # doctest: +SKIP
-        (1520, 3)
+        >>> summary = classify_files(Predictor.from_pretrained(), ["examples/images", "missing.jpg"], output="out.csv")
+        >>> summary.classified, summary.errors
+        (6, 1)
     """
     start = time.perf_counter()
     summary = ClassifySummary()

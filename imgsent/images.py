@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imgsent.errors import ImageDecodeError, InvalidConfigError
+from imgsent.pixels import check_pixels, from_array, from_pil, from_tensor, to_rgb
 
 if TYPE_CHECKING:
     import torch
@@ -58,10 +59,7 @@ ImageSource = Union[
 ]
 """Anything :func:`load_image` accepts."""
 
-_WHITE = (255, 255, 255)
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _REFUSED_FORMATS = {"EPS": "EPS/PostScript needs Ghostscript to render; convert it to PNG first"}
-_FLOAT_TOLERANCE = 1e-3
 
 
 def describe_source(source: object) -> str:
@@ -166,12 +164,12 @@ def load_image(
             raise ImageDecodeError(f"Cannot decode {name}: the data is empty.")
         return _decode_stream(io.BytesIO(data), name, max_pixels, draft)
     if isinstance(source, Image.Image):
-        return _from_pil(source, max_pixels)
+        return from_pil(source, describe_source(source), max_pixels)
     if isinstance(source, np.ndarray):
-        return _from_array(source, describe_source(source), "HWC", max_pixels)
+        return from_array(source, describe_source(source), "HWC", max_pixels)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(source, torch.Tensor):
-        return _from_tensor(source, max_pixels)
+        return from_tensor(source, describe_source(source), max_pixels)
     raise ImageDecodeError(
         f"Cannot load an image from {describe_source(source)}: expected a path, bytes, "
         "PIL.Image.Image, numpy.ndarray or torch.Tensor."
@@ -230,14 +228,14 @@ def _decode_stream(
             with Image.open(stream) as image:
                 if image.format in _REFUSED_FORMATS:
                     raise ImageDecodeError(f"Cannot decode image {name}: {_REFUSED_FORMATS[image.format]}.")
-                _check_pixels(image.size, max_pixels, name)
+                check_pixels(image.size, max_pixels, name)
                 # Image.open is positioned on the first frame; later frames are never read.
                 if draft is not None and image.format in ("JPEG", "MPO"):
                     image.draft("RGB", _oriented_draft(image, draft))
                 image.load()
                 with contextlib.suppress(Exception):  # malformed EXIF: keep stored orientation
                     ImageOps.exif_transpose(image, in_place=True)
-                return _to_rgb(image, name)
+                return to_rgb(image, name)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -269,18 +267,6 @@ def _peek(stream: IO[bytes], size: int = 12) -> bytes:
         return b""
 
 
-def _check_pixels(size: tuple[int, int], max_pixels: int, name: str) -> None:
-    """Refuse empty images and images above ``max_pixels``."""
-    width, height = size
-    if width < 1 or height < 1:
-        raise ImageDecodeError(f"Cannot decode image {name}: it has no pixels ({width}x{height}).")
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            f"Cannot decode image {name}: {width}x{height} = {width * height} pixels is above "
-            f"max_pixels={max_pixels}. Pass a larger max_pixels to load_image if you trust it."
-        )
-
-
 def _oriented_draft(image: Image.Image, draft: tuple[int, ...]) -> tuple[int, int]:
     """Swap the draft size when EXIF says the stored image is rotated by 90 degrees."""
     try:
@@ -289,149 +275,3 @@ def _oriented_draft(image: Image.Image, draft: tuple[int, ...]) -> tuple[int, in
         orientation = 1
     width, height = draft
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def _from_pil(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Convert a caller's PIL image without modifying it."""
-    name = describe_source(image)
-    _check_pixels(image.size, max_pixels, name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            oriented = ImageOps.exif_transpose(image)
-    except Exception:  # malformed EXIF or lazily opened broken file
-        oriented = image
-    try:
-        return _to_rgb(oriented, name)
-    except ImageDecodeError:
-        raise
-    except Exception as exc:
-        raise ImageDecodeError(f"Cannot convert {name} to RGB: {exc}.") from None
-
-
-def _to_rgb(image: Image.Image, name: str) -> Image.Image:
-    """Return a new RGB image: alpha on white, high bit depths scaled to 8 bits."""
-    mode = image.mode
-    if mode == "La":
-        image = _unpremultiply_la(image)
-        mode = "LA"
-    if mode in _ALPHA_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, _WHITE)
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if mode.startswith("I;16"):
-        gray = np.asarray(image).astype(np.float32) / 257.0
-        return Image.fromarray(np.rint(gray).astype(np.uint8)).convert("RGB")
-    if mode in ("I", "F"):
-        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise ImageDecodeError(f"Cannot convert {name} from mode {mode!r} to RGB: {exc}.") from None
-
-
-def _unpremultiply_la(image: Image.Image) -> Image.Image:
-    """Turn premultiplied ``La`` into straight ``LA`` (Pillow has no direct conversion)."""
-    arr = np.asarray(image).astype(np.float32)
-    alpha = arr[..., 1:2]
-    luma = np.where(alpha > 0, arr[..., 0:1] * 255.0 / np.maximum(alpha, 1), 0)
-    out = np.concatenate([np.clip(np.rint(luma), 0, 255), alpha], axis=-1).astype(np.uint8)
-    return Image.merge("LA", [Image.fromarray(out[..., 0]), Image.fromarray(out[..., 1])])
-
-
-def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
-    """Scale 32-bit int (``I``) or float (``F``) pixels to uint8 (see the module docstring)."""
-    data = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
-    if mode == "F" and low >= 0 and high <= 1:
-        data = data * 255.0
-    elif low >= 0 and high <= 255:
-        pass
-    elif mode == "I" and low >= 0 and high <= 65535:
-        data = data / 257.0
-    else:
-        data = (data - low) * (255.0 / (high - low)) if high > low else np.zeros_like(data)
-    return np.clip(np.rint(data), 0, 255).astype(np.uint8)
-
-
-def _from_tensor(tensor: torch.Tensor, max_pixels: int) -> Image.Image:
-    """Validate a CHW/HW tensor and convert it through the array path."""
-    import torch
-
-    name = describe_source(tensor)
-    if tensor.ndim == 3 and tensor.shape[0] not in (1, 3, 4) and tensor.shape[-1] in (1, 3, 4):
-        raise ImageDecodeError(
-            f"Cannot load {name}: tensors must be CxHxW (torchvision layout) but this looks "
-            "HxWxC; use tensor.permute(2, 0, 1)."
-        )
-    if tensor.dtype != torch.uint8 and not tensor.dtype.is_floating_point:
-        raise ImageDecodeError(
-            f"Cannot load {name}: dtype must be torch.uint8, or a float dtype with values in "
-            "[0, 1]; convert with tensor.to(torch.uint8) or tensor.float() / 255."
-        )
-    data = tensor.detach().to("cpu")
-    if data.dtype in (torch.bfloat16, torch.float16):
-        data = data.float()
-    array = data.numpy()
-    if array.ndim == 3:
-        array = np.moveaxis(array, 0, -1)
-    return _from_array(array, name, "CHW", max_pixels)
-
-
-def _from_array(array: np.ndarray, name: str, layout: str, max_pixels: int) -> Image.Image:
-    """Validate an HWC/HW array (uint8, or float in [0, 1]) and make an RGB image."""
-    expected = "CxHxW or HxW" if layout == "CHW" else "HxWxC or HxW"
-    if array.ndim == 4:
-        raise ImageDecodeError(
-            f"Cannot load {name}: this is a batch of {array.shape[0]} images; pass one image at "
-            f"a time ({expected}), e.g. list(batch)."
-        )
-    if array.ndim not in (2, 3):
-        raise ImageDecodeError(f"Cannot load {name}: expected {expected} dimensions, got {array.ndim}.")
-    if (
-        layout == "HWC"
-        and array.ndim == 3
-        and array.shape[-1] not in (1, 3, 4)
-        and array.shape[0] in (1, 3, 4)
-    ):
-        raise ImageDecodeError(
-            f"Cannot load {name}: arrays must be HxWxC but this looks CxHxW; use array.transpose(1, 2, 0)."
-        )
-    if array.ndim == 3 and array.shape[-1] not in (1, 3, 4):
-        raise ImageDecodeError(
-            f"Cannot load {name}: expected 1, 3 or 4 channels ({expected}), got {array.shape[-1]}."
-        )
-    if array.size == 0:
-        raise ImageDecodeError(f"Cannot load {name}: the image has no pixels.")
-    _check_pixels((array.shape[1], array.shape[0]), max_pixels, name)
-    if np.issubdtype(array.dtype, np.floating):
-        array = _float_to_uint8(array, name)
-    elif array.dtype != np.uint8:
-        raise ImageDecodeError(
-            f"Cannot load {name}: dtype must be uint8, or float with values in [0, 1]; got "
-            f"{array.dtype}. Convert with array.astype(np.uint8) (values 0-255) or "
-            "array / 255.0."
-        )
-    array = np.ascontiguousarray(array)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    return _to_rgb(Image.fromarray(array), name)
-
-
-def _float_to_uint8(array: np.ndarray, name: str) -> np.ndarray:
-    """Check a float image is finite and in [0, 1], then scale it to uint8."""
-    if not np.isfinite(array).all():
-        raise ImageDecodeError(f"Cannot load {name}: it contains NaN or infinite values.")
-    low, high = float(array.min()), float(array.max())
-    if low < -_FLOAT_TOLERANCE or high > 1 + _FLOAT_TOLERANCE:
-        if low >= 0 and high <= 255:
-            hint = "it looks like 0-255 values: divide by 255 or cast to uint8"
-        elif low < 0:
-            hint = "it looks normalised with mean/std: undo the normalisation first"
-        else:
-            hint = "rescale it to [0, 1]"
-        raise ImageDecodeError(
-            f"Cannot load {name}: float values must lie in [0, 1], got min={low:.4g}, max={high:.4g}; {hint}."
-        )
-    return np.rint(np.clip(array.astype(np.float32), 0, 1) * 255).astype(np.uint8)

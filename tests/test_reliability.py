@@ -498,6 +498,7 @@ def _assert_only_last_line_torn(path: Path) -> None:
         json.loads(line)  # every complete line is a whole row
 
 
+@pytest.mark.slow
 def test_sigkill_classify_jsonl_then_resume(tiny_model_dir, tmp_path) -> None:
     folder = tmp_path / "many"
     _photos(folder, 200)
@@ -541,6 +542,7 @@ def _label_recipe(tmp_path: Path, posts: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigkill_teacher_labelling_then_resume(tmp_path) -> None:
     posts = 3000
     recipe = _label_recipe(tmp_path, posts)

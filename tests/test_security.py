@@ -190,6 +190,7 @@ def test_typer_apps_never_print_locals() -> None:
     assert distill_app().pretty_exceptions_show_locals is False
 
 
+@pytest.mark.slow
 def test_cli_failures_never_print_the_token(tmp_path) -> None:
     from tests.conftest import make_photo
     from tests.hubserver import HubServer

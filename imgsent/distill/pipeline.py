@@ -53,8 +53,8 @@ class DistillRun:
         progress: Show progress bars (``None``: only on a terminal).
 
     Example:
-        >>> run = DistillRun(load_recipe("recipes/default.yaml"), "runs/default")
-        >>> [r.name for r in run.run()]
+        >>> run = DistillRun(load_recipe("recipes/default.yaml"), "runs/default")  # doctest: +SKIP
+        >>> [r.name for r in run.run()]  # doctest: +SKIP
         ['ingest', 'dedup', 'label', 'select', 'train', 'evaluate', 'export']
     """
 

@@ -299,9 +299,9 @@ def train_student(
             checkpoints while ``resume`` is False, or a checkpoint from a different recipe or data.
 
     Example:
-        >>> result = train_student(model, train, val, TrainConfig(epochs=1), "runs/vit-b16")
-        >>> result.history[-1].val_accuracy
-        0.81
+        >>> result = train_student(model, train, val, TrainConfig(epochs=1), "runs/vit-b16")  # doctest: +SKIP
+        >>> result.completed, result.model_dir  # doctest: +SKIP
+        (True, PosixPath('runs/vit-b16/model'))
     """
     from imgsent.distill.trainer import Trainer
     from imgsent.distill.trainloop import setup_distributed, teardown_distributed

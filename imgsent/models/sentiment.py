@@ -70,8 +70,8 @@ class SentimentModel(nn.Module):
             HubError: The Hub could not be reached or failed.
 
         Example:
-            >>> model = SentimentModel.from_pretrained("org/imgsent-vit-b16", revision="v1.0")
-            >>> model.config.labels
+            >>> model = SentimentModel.from_pretrained("org/imgsent-vit-b16", revision="v1.0")  # doctest: +SKIP
+            >>> model.config.labels  # doctest: +SKIP
             ('negative', 'neutral', 'positive')
         """
         from imgsent.hub import resolve_model_dir
@@ -125,6 +125,7 @@ class SentimentModel(nn.Module):
             The folder path.
 
         Example:
+            >>> model = SentimentModel.from_pretrained()  # the bundled model
             >>> model.save_pretrained("exported", dtype=torch.float16)
             PosixPath('exported')
             >>> sorted(p.name for p in Path("exported").iterdir())
