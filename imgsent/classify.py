@@ -207,6 +207,7 @@ def classify_files(
             model, revision, dtype or protocol (without ``force``). The file is left untouched.
 
     Example:
+        >>> from imgsent import Predictor
         >>> summary = classify_files(Predictor.from_pretrained(), ["examples/images", "missing.jpg"], output="out.csv")
         >>> summary.classified, summary.errors
         (6, 1)

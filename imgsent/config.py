@@ -228,7 +228,7 @@ def trained_labels(config: ModelConfig) -> tuple[str, ...]:
     largest: such a model is binary in practice. Without that provenance, all labels are assumed.
 
     Example:
-        >>> from imgsent.model import SentimentModel
+        >>> from imgsent.models.sentiment import SentimentModel
         >>> trained_labels(SentimentModel.from_pretrained().config)
         ('negative', 'positive')
     """

