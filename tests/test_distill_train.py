@@ -18,7 +18,8 @@ from PIL import Image
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.distill.checkpoints import META_NAME, TENSORS_NAME, list_checkpoints
-from imgsent.distill.train import TrainConfig, TrainRow, coerce_rows, read_rows, train_student
+from imgsent.distill.records import TrainConfig, TrainRow, coerce_rows, read_rows
+from imgsent.distill.trainer import train_student
 from imgsent.errors import HubError, InvalidConfigError
 from imgsent.model import SentimentModel
 
@@ -96,7 +97,7 @@ def test_vit_student_learns_colours_and_skips_bad_images(data: dict, tmp_path: P
     losses: list[float] = []
     config = TrainConfig(batch_size=8, lr=3e-3, epochs=3, freeze_backbone_epochs=1, num_workers=0, keep_model="best")
     model = fresh_model(vit_config())
-    result = train_student(model, train, data["val"], config, tmp_path / "run", on_step=lambda s, loss: losses.append(loss))
+    result = train_student(model, train, data["val"], config, tmp_path / "run", on_step=lambda p: losses.append(p.loss))
 
     assert result.completed and result.steps == 4 * 5 and len(losses) == 20
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.05
@@ -201,7 +202,7 @@ def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path)
     (tmp_path / "train.json").write_text(json.dumps(config.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29400 + os.getpid() % 500),
-               "-m", "imgsent.distill.train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
+               "-m", "imgsent", "distill", "train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
                "--val", str(data["val_jsonl"]), "--out", str(tmp_path / "ddp"), "--config", str(tmp_path / "train.json")]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
