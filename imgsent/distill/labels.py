@@ -22,8 +22,8 @@ from typing import Any
 
 from imgsent.config import LABELS
 from imgsent.distill.corpus import Post
-from imgsent.distill.teacher import Teacher, TeacherError
-from imgsent.errors import CorpusError
+from imgsent.distill.teacher import Teacher
+from imgsent.errors import CorpusError, TeacherError
 
 CACHE_FORMAT = "imgsent.teacher_cache"
 CACHE_VERSION = 1
