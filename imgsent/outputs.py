@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from imgsent.config import LABELS
+from imgsent.torn_lines import cut_torn_line
 
 Label = Literal["negative", "neutral", "positive"]
 OutputFormat = Literal["csv", "jsonl"]
@@ -150,13 +151,8 @@ def repair_and_read_done(path: str | os.PathLike[str], fmt: OutputFormat) -> set
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return set()
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            handle.truncate(end)
-            data = data[:end]
-    text = data.decode("utf-8", errors="surrogateescape")
+    cut_torn_line(path)
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     done: set[str] = set()
     if fmt == "csv":
         for row in csv.DictReader(io.StringIO(text, newline="")):
