@@ -193,19 +193,26 @@ def test_config_and_row_validation() -> None:
         train_student(fresh_model(vit_config()), [("a.jpg", 0)], [], TrainConfig(), "unused")
 
 
-def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path) -> None:
-    """2 ranks x local batch 4 == 1 process x batch 8, up to float summation order in the gradient all-reduce."""
-    model_cfg = vit_config()  # no dropout: each rank draws its own masks, so only dropout-free runs can match
-    config = TrainConfig(batch_size=8, lr=3e-3, epochs=1, freeze_backbone_epochs=1, num_workers=0, keep_model="last",
-                         checkpoint_every=2, keep_checkpoints=50)
+def torchrun_train(tmp_path: Path, data: dict, model_cfg: ModelConfig, config: TrainConfig, out: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m imgsent distill train ...`` on CPU (gloo)."""
     (tmp_path / "model.json").write_text(json.dumps(model_cfg.to_dict()))
     (tmp_path / "train.json").write_text(json.dumps(config.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29400 + os.getpid() % 500),
                "-m", "imgsent", "distill", "train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
-               "--val", str(data["val_jsonl"]), "--out", str(tmp_path / "ddp"), "--config", str(tmp_path / "train.json")]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+               "--val", str(data["val_jsonl"]), "--out", str(tmp_path / out), "--config", str(tmp_path / "train.json")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path) -> None:
+    """2 ranks x local batch 4 == 1 process x batch 8, up to float summation order in the gradient all-reduce."""
+    model_cfg = vit_config()  # no dropout: each rank draws its own masks, so only dropout-free runs can match
+    config = TrainConfig(batch_size=8, lr=3e-3, epochs=1, freeze_backbone_epochs=1, num_workers=0, keep_model="last",
+                         checkpoint_every=2, keep_checkpoints=50)
+    proc = torchrun_train(tmp_path, data, model_cfg, config, "ddp")
     reports = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == 1  # only rank 0 reports
     assert json.loads(reports[0])["steps"] == 10
@@ -220,6 +227,31 @@ def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path)
     ddp = SentimentModel.from_folder(tmp_path / "ddp" / "model")
     for key, value in single.net.state_dict().items():
         torch.testing.assert_close(ddp.net.state_dict()[key], value, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_batchnorm_student_matches_single_process(data: dict, tmp_path: Path) -> None:
+    """A BatchNorm student (EfficientNet-Lite0): 2 ranks x 4 == 1 process x 8, running statistics included."""
+    model_cfg = ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig(image_size=64))
+    config = TrainConfig(batch_size=8, lr=3e-3, epochs=1, freeze_backbone_epochs=1, num_workers=0, keep_model="last")
+    proc = torchrun_train(tmp_path, data, model_cfg, config, "ddp")
+    ddp_history = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][0])["history"]
+
+    single = fresh_model(model_cfg)
+    initial = {k: v.clone() for k, v in single.net.state_dict().items()}
+    result = train_student(single, data["train"], data["val"], config, tmp_path / "single")
+    ddp = SentimentModel.from_folder(tmp_path / "ddp" / "model").net.state_dict()
+    weights = [k for k, v in initial.items() if v.is_floating_point() and "running_" not in k]
+    stats = [k for k in initial if "running_" in k]
+    assert stats and weights
+    for key in stats:  # frozen: exactly as initialised, on both sides
+        assert torch.equal(ddp[key], initial[key]) and torch.equal(single.net.state_dict()[key].cpu(), initial[key]), key
+    worst = max((ddp[k] - single.net.state_dict()[k].cpu()).abs().max().item() for k in weights)
+    moved = max((initial[k] - single.net.state_dict()[k].cpu()).abs().max().item() for k in weights)
+    print(f"max trainable-weight difference {worst:.3g} (largest change by training {moved:.3g}); "
+          f"val accuracy ddp {ddp_history[-1]['val_accuracy']:.4f} single {result.history[-1].val_accuracy:.4f}")
+    assert moved > 1e-3 and worst < 1e-5
+    assert [h["val_accuracy"] for h in ddp_history] == [h.val_accuracy for h in result.history]
 
 
 def test_efficientnet_frozen_phase_keeps_backbone_and_batchnorm(data: dict, tmp_path: Path) -> None:
