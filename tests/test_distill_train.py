@@ -301,3 +301,26 @@ def test_vit_backbone_loads_from_local_folder_and_fails_offline(tmp_path: Path) 
     assert state["embeddings.position_embeddings"].shape == (1, 5, 32)
     with pytest.raises(HubError, match="Could not load ImageNet ViT weights"):
         load_imagenet_backbone(fresh_model(vit_config()), vit_source="imgsent-tests/no-such-vit", local_files_only=True)
+
+
+def test_distill_train_command(data: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from imgsent.cli.app import app
+
+    (tmp_path / "model.json").write_text(json.dumps(vit_config().to_dict()))
+    (tmp_path / "train.json").write_text(json.dumps({"batch_size": 12, "epochs": 1, "freeze_backbone_epochs": 0,
+                                                      "num_workers": 0, "keep_model": "last", "max_steps": 2}))
+    args = ["distill", "train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
+            "--out", str(tmp_path / "run"), "--config", str(tmp_path / "train.json")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["completed"] is False
+    assert (Path(summary["model_dir"]) / "config.json").is_file()
+
+    again = CliRunner().invoke(app, args)  # checkpoints exist and --resume was not given
+    assert again.exit_code == 1 and "already holds training checkpoints" in " ".join(again.output.split())
+    (tmp_path / "train.json").write_text("{not json")
+    broken = CliRunner().invoke(app, [*args[:-4], "--out", str(tmp_path / "other"), "--config", str(tmp_path / "train.json")])
+    assert broken.exit_code == 1 and "is not valid JSON" in " ".join(broken.output.split())
