@@ -113,8 +113,17 @@ def test_vit_student_learns_colours_and_skips_bad_images(data: dict, tmp_path: P
 def test_soft_targets_and_class_weights_train(data: dict, tmp_path: Path) -> None:
     config = TrainConfig(batch_size=12, epochs=1, freeze_backbone_epochs=0, targets="soft", temperature=2.0,
                          class_weights=(1.0, 2.0, 0.5), num_workers=0, keep_model="last", max_steps=2)
-    result = train_student(fresh_model(vit_config()), data["train"], [], config, tmp_path)
+    weighted = fresh_model(vit_config())
+    result = train_student(weighted, data["train"], [], config, tmp_path / "weighted")
     assert result.steps == 2 and not result.completed and result.history == ()
+    assert json.loads((tmp_path / "weighted" / "metrics.json").read_text())["recipe"]["targets"] == "soft"
+    unweighted = fresh_model(vit_config())
+    train_student(unweighted, data["train"], [], replace(config, class_weights="none"), tmp_path / "unweighted")
+    hard = fresh_model(vit_config())
+    train_student(hard, data["train"], [], replace(config, targets="hard"), tmp_path / "hard")
+    head = "head.layers.0.weight"
+    assert not torch.equal(weighted.net.state_dict()[head], unweighted.net.state_dict()[head])  # the weights act
+    assert not torch.equal(weighted.net.state_dict()[head], hard.net.state_dict()[head])  # the soft targets act
 
 
 def test_resume_after_max_steps_is_bit_identical(data: dict, uninterrupted: SentimentModel, tmp_path: Path) -> None:
