@@ -85,7 +85,7 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
         recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
         folder = workdir or Path("runs") / recipe.name
         rank0 = process_rank() == 0
-        with TrainingProgress() as shown:
+        with TrainingProgress(rank0=rank0) as shown:
             runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
                                 on_train_step=shown.step, on_train_epoch=shown.epoch)
             results = runner.run(until=until, only=only)
@@ -133,7 +133,7 @@ def train(
         options = TrainConfig.from_dict(_read_json_file(config) if config else {})
         student = _load_student(model, seed=options.seed, imagenet=imagenet)
         val = read_rows(val_rows) if val_rows else []
-        with TrainingProgress() as shown:
+        with TrainingProgress(rank0=process_rank() == 0) as shown:
             result = train_student(student, read_rows(train_rows), val, options, out, resume=resume,
                                    on_step=shown.step, on_epoch=shown.epoch)
     except (ImgsentError, OSError) as exc:
@@ -175,11 +175,11 @@ def _load_student(source: Path, *, seed: int, imagenet: bool) -> SentimentModel:
 class TrainingProgress:
     """Rich progress bar for training on stderr (only on a terminal), plus one line per finished epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rank0: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=err, disable=not err.is_terminal)
+                            console=err, disable=not (rank0 and err.is_terminal))
         self.task: TaskID | None = None
 
     def __enter__(self) -> TrainingProgress:
