@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from imgsent.distill.labels import iter_label_cache, label_corpus
     from imgsent.distill.select import Thresholds, select_samples, write_selection
     from imgsent.distill.teacher import VaderTeacher
-    from imgsent.distill.train import TrainConfig, train_student
+    from imgsent.distill.records import TrainConfig
+    from imgsent.distill.trainer import train_student
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, epochs=1, freeze_backbone_epochs=0, max_steps=args.steps,
         keep_model="last", device="cpu", num_workers=0, checkpoint_every=0,
     )
-    result = train_student(student, selection.train, selection.val, config, out / "train", resume=True, progress=False)
+    result = train_student(student, selection.train, selection.val, config, out / "train", resume=True)
     print(f"train: {result.steps} steps, model folder {result.model_dir}")
 
     # 6. Use the exported folder like any other model.

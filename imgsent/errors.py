@@ -61,6 +61,14 @@ class CorpusError(ImgsentError, ValueError):
     """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
 
 
+class TeacherError(ImgsentError, ValueError):
+    """A text teacher cannot be used: wrong labels, bad outputs or a mismatched label cache."""
+
+
+class EmbeddingError(ImgsentError, ValueError):
+    """An embedding function returned unusable vectors (wrong shape, NaN or inf)."""
+
+
 def require_extra(module: str, extra: str) -> None:
     """Raise :class:`MissingExtraError` unless ``module`` is importable."""
     import importlib.util

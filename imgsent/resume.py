@@ -19,6 +19,7 @@ from typing import Any
 
 from imgsent.errors import ResumeMismatchError
 from imgsent.outputs import OutputFormat
+from imgsent.torn_lines import cut_torn_line
 
 SIDECAR_SUFFIX = ".imgsent.json"
 _CHECKED = ("model", "revision", "dtype", "binary")
@@ -182,8 +183,4 @@ def check_record(existing: RunRecord | None, current: RunRecord, *, output: str 
 
 def repair_torn_line(output: str | os.PathLike[str]) -> None:
     """Cut a last line that has no trailing newline (a killed write), so appending is safe."""
-    with open(output, "rb+") as handle:
-        data = handle.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            handle.truncate(end)
+    cut_torn_line(output, fsync=True)

@@ -16,7 +16,8 @@ def main(spec_path: str) -> int:
     import torch
 
     from imgsent.config import ModelConfig
-    from imgsent.distill.train import TrainConfig, read_rows, train_student
+    from imgsent.distill.records import TrainConfig, read_rows
+    from imgsent.distill.trainer import train_student
     from imgsent.models.sentiment import SentimentModel
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
@@ -31,7 +32,7 @@ def main(spec_path: str) -> int:
         TrainConfig.from_dict(spec["config"]),
         spec["out"],
         resume=bool(spec.get("resume", False)),
-        on_step=lambda step, loss: time.sleep(delay),
+        on_step=lambda progress: time.sleep(delay),
     )
     return 0
 

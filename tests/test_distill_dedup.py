@@ -8,6 +8,7 @@ import torch
 
 from imgsent.distill.corpus import Post
 from imgsent.distill.dedup import apply_dedup, deduplicate, find_exact_duplicates, find_near_duplicates
+from imgsent.errors import EmbeddingError, InvalidConfigError
 from tests.distill_fixtures import make_image
 
 
@@ -75,11 +76,11 @@ def test_blocks_match_single_block() -> None:
 
 
 def test_bad_embeddings() -> None:
-    with pytest.raises(ValueError, match=r"shape \[2, D\]"):
+    with pytest.raises(EmbeddingError, match=r"shape \[2, D\]"):
         find_near_duplicates(["a", "b"], lambda paths: torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(EmbeddingError, match="non-finite"):
         find_near_duplicates(["a"], lambda paths: torch.full((1, 4), float("nan")))
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(InvalidConfigError, match="threshold"):
         find_near_duplicates(["a"], lambda paths: torch.ones(1, 4), threshold=3.0)
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from imgsent.distill.corpus import Post
 from imgsent.distill.fetch import fetch_images, localize_posts
+from imgsent.errors import InvalidConfigError
 
 
 def _png(color: tuple[int, int, int] = (10, 200, 10)) -> bytes:
@@ -187,5 +188,5 @@ def test_localize_posts(server: str, tmp_path: Path) -> None:
 
 
 def test_bad_options(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(InvalidConfigError, match="workers"):
         fetch_images([], tmp_path, workers=0)

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from imgsent.distill.probe import fit_probe
-from imgsent.distill.train import TrainConfig, train_student
+from imgsent.distill.records import TrainConfig
+from imgsent.distill.trainer import train_student
 from imgsent.errors import InvalidConfigError
 from imgsent.models.sentiment import SentimentModel
 from tests.conftest import tiny_config

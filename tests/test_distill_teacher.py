@@ -9,7 +9,8 @@ import torch
 
 from imgsent.distill.corpus import Post
 from imgsent.distill.labels import LabeledPost, iter_label_cache, label_corpus, read_cache_header
-from imgsent.distill.teacher import HFTeacher, Teacher, TeacherError, VaderTeacher, compound_to_proba
+from imgsent.distill.teacher import HFTeacher, Teacher, VaderTeacher, compound_to_proba
+from imgsent.errors import ImgsentError, TeacherError
 from imgsent.errors import CorpusError, MissingExtraError
 
 WORDS = "good bad day night happy sad love hate the a is was very not great awful photo".split()
@@ -76,6 +77,7 @@ def test_hf_teacher_reorders_labels(tmp_path: Path, tiny_teacher_dir: Path) -> N
 
 
 def test_hf_teacher_rejects_wrong_labels(tmp_path: Path) -> None:
+    assert issubclass(TeacherError, ImgsentError) and issubclass(TeacherError, ValueError)
     wrong = _save_tiny_roberta(tmp_path / "wrong", {0: "sad", 1: "meh", 2: "happy"})
     with pytest.raises(TeacherError, match=r"labels \{0: 'sad', 1: 'meh', 2: 'happy'\}.*exactly"):
         HFTeacher(wrong)

@@ -18,7 +18,8 @@ from PIL import Image
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.distill.checkpoints import META_NAME, TENSORS_NAME, list_checkpoints
-from imgsent.distill.train import TrainConfig, TrainRow, coerce_rows, read_rows, train_student
+from imgsent.distill.records import TrainConfig, TrainRow, coerce_rows, read_rows
+from imgsent.distill.trainer import train_student
 from imgsent.errors import HubError, InvalidConfigError
 from imgsent.models.sentiment import SentimentModel
 
@@ -96,7 +97,7 @@ def test_vit_student_learns_colours_and_skips_bad_images(data: dict, tmp_path: P
     losses: list[float] = []
     config = TrainConfig(batch_size=8, lr=3e-3, epochs=3, freeze_backbone_epochs=1, num_workers=0, keep_model="best")
     model = fresh_model(vit_config())
-    result = train_student(model, train, data["val"], config, tmp_path / "run", on_step=lambda s, loss: losses.append(loss))
+    result = train_student(model, train, data["val"], config, tmp_path / "run", on_step=lambda p: losses.append(p.loss))
 
     assert result.completed and result.steps == 4 * 5 and len(losses) == 20
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.05
@@ -112,8 +113,17 @@ def test_vit_student_learns_colours_and_skips_bad_images(data: dict, tmp_path: P
 def test_soft_targets_and_class_weights_train(data: dict, tmp_path: Path) -> None:
     config = TrainConfig(batch_size=12, epochs=1, freeze_backbone_epochs=0, targets="soft", temperature=2.0,
                          class_weights=(1.0, 2.0, 0.5), num_workers=0, keep_model="last", max_steps=2)
-    result = train_student(fresh_model(vit_config()), data["train"], [], config, tmp_path)
+    weighted = fresh_model(vit_config())
+    result = train_student(weighted, data["train"], [], config, tmp_path / "weighted")
     assert result.steps == 2 and not result.completed and result.history == ()
+    assert json.loads((tmp_path / "weighted" / "metrics.json").read_text())["recipe"]["targets"] == "soft"
+    unweighted = fresh_model(vit_config())
+    train_student(unweighted, data["train"], [], replace(config, class_weights="none"), tmp_path / "unweighted")
+    hard = fresh_model(vit_config())
+    train_student(hard, data["train"], [], replace(config, targets="hard"), tmp_path / "hard")
+    head = "head.layers.0.weight"
+    assert not torch.equal(weighted.net.state_dict()[head], unweighted.net.state_dict()[head])  # the weights act
+    assert not torch.equal(weighted.net.state_dict()[head], hard.net.state_dict()[head])  # the soft targets act
 
 
 def test_resume_after_max_steps_is_bit_identical(data: dict, uninterrupted: SentimentModel, tmp_path: Path) -> None:
@@ -193,20 +203,26 @@ def test_config_and_row_validation() -> None:
         train_student(fresh_model(vit_config()), [("a.jpg", 0)], [], TrainConfig(), "unused")
 
 
+def torchrun_train(tmp_path: Path, data: dict, model_cfg: ModelConfig, config: TrainConfig, out: str) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m imgsent distill train ...`` on CPU (gloo)."""
+    (tmp_path / "model.json").write_text(json.dumps(model_cfg.to_dict()))
+    (tmp_path / "train.json").write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29400 + os.getpid() % 500),
+               "-m", "imgsent", "distill", "train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
+               "--val", str(data["val_jsonl"]), "--out", str(tmp_path / out), "--config", str(tmp_path / "train.json")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path) -> None:
     """2 ranks x local batch 4 == 1 process x batch 8, up to float summation order in the gradient all-reduce."""
     model_cfg = vit_config()  # no dropout: each rank draws its own masks, so only dropout-free runs can match
     config = TrainConfig(batch_size=8, lr=3e-3, epochs=1, freeze_backbone_epochs=1, num_workers=0, keep_model="last",
                          checkpoint_every=2, keep_checkpoints=50)
-    (tmp_path / "model.json").write_text(json.dumps(model_cfg.to_dict()))
-    (tmp_path / "train.json").write_text(json.dumps(config.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29400 + os.getpid() % 500),
-               "-m", "imgsent.distill.train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
-               "--val", str(data["val_jsonl"]), "--out", str(tmp_path / "ddp"), "--config", str(tmp_path / "train.json")]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun_train(tmp_path, data, model_cfg, config, "ddp")
     reports = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == 1  # only rank 0 reports
     assert json.loads(reports[0])["steps"] == 10
@@ -221,6 +237,31 @@ def test_torchrun_two_processes_match_single_process(data: dict, tmp_path: Path)
     ddp = SentimentModel.from_folder(tmp_path / "ddp" / "model")
     for key, value in single.net.state_dict().items():
         torch.testing.assert_close(ddp.net.state_dict()[key], value, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_batchnorm_student_matches_single_process(data: dict, tmp_path: Path) -> None:
+    """A BatchNorm student (EfficientNet-Lite0): 2 ranks x 4 == 1 process x 8, running statistics included."""
+    model_cfg = ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig(image_size=64))
+    config = TrainConfig(batch_size=8, lr=3e-3, epochs=1, freeze_backbone_epochs=1, num_workers=0, keep_model="last")
+    proc = torchrun_train(tmp_path, data, model_cfg, config, "ddp")
+    ddp_history = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][0])["history"]
+
+    single = fresh_model(model_cfg)
+    initial = {k: v.clone() for k, v in single.net.state_dict().items()}
+    result = train_student(single, data["train"], data["val"], config, tmp_path / "single")
+    ddp = SentimentModel.from_folder(tmp_path / "ddp" / "model").net.state_dict()
+    weights = [k for k, v in initial.items() if v.is_floating_point() and "running_" not in k]
+    stats = [k for k in initial if "running_" in k]
+    assert stats and weights
+    for key in stats:  # frozen: exactly as initialised, on both sides
+        assert torch.equal(ddp[key], initial[key]) and torch.equal(single.net.state_dict()[key].cpu(), initial[key]), key
+    worst = max((ddp[k] - single.net.state_dict()[k].cpu()).abs().max().item() for k in weights)
+    moved = max((initial[k] - single.net.state_dict()[k].cpu()).abs().max().item() for k in weights)
+    print(f"max trainable-weight difference {worst:.3g} (largest change by training {moved:.3g}); "
+          f"val accuracy ddp {ddp_history[-1]['val_accuracy']:.4f} single {result.history[-1].val_accuracy:.4f}")
+    assert moved > 1e-3 and worst < 1e-5
+    assert [h["val_accuracy"] for h in ddp_history] == [h.val_accuracy for h in result.history]
 
 
 def test_efficientnet_frozen_phase_keeps_backbone_and_batchnorm(data: dict, tmp_path: Path) -> None:
@@ -270,3 +311,26 @@ def test_vit_backbone_loads_from_local_folder_and_fails_offline(tmp_path: Path) 
     assert state["embeddings.position_embeddings"].shape == (1, 5, 32)
     with pytest.raises(HubError, match="Could not load ImageNet ViT weights"):
         load_imagenet_backbone(fresh_model(vit_config()), vit_source="imgsent-tests/no-such-vit", local_files_only=True)
+
+
+def test_distill_train_command(data: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from imgsent.cli.app import app
+
+    (tmp_path / "model.json").write_text(json.dumps(vit_config().to_dict()))
+    (tmp_path / "train.json").write_text(json.dumps({"batch_size": 12, "epochs": 1, "freeze_backbone_epochs": 0,
+                                                      "num_workers": 0, "keep_model": "last", "max_steps": 2}))
+    args = ["distill", "train", "--model", str(tmp_path / "model.json"), "--train", str(data["train_jsonl"]),
+            "--out", str(tmp_path / "run"), "--config", str(tmp_path / "train.json")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["completed"] is False
+    assert (Path(summary["model_dir"]) / "config.json").is_file()
+
+    again = CliRunner().invoke(app, args)  # checkpoints exist and --resume was not given
+    assert again.exit_code == 1 and "already holds training checkpoints" in " ".join(again.output.split())
+    (tmp_path / "train.json").write_text("{not json")
+    broken = CliRunner().invoke(app, [*args[:-4], "--out", str(tmp_path / "other"), "--config", str(tmp_path / "train.json")])
+    assert broken.exit_code == 1 and "is not valid JSON" in " ".join(broken.output.split())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from imgsent.distill.corpus import Post
+from imgsent.errors import EmbeddingError, InvalidConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +140,8 @@ def find_near_duplicates(
         neighbour it matched and their distance.
 
     Raises:
-        ValueError: ``embed`` returned the wrong shape or non-finite values, or an argument is out of range.
+        EmbeddingError: ``embed`` returned the wrong shape or non-finite values.
+        InvalidConfigError: An argument is out of range, or ``paths`` repeat.
 
     Example:
         >>> report = find_near_duplicates(paths, embed, threshold=0.15)  # doctest: +SKIP
@@ -149,12 +151,12 @@ def find_near_duplicates(
     import torch
 
     if not 0.0 <= threshold <= 2.0:
-        raise ValueError(f"threshold is a distance between unit vectors, in [0, 2]; got {threshold!r}.")
+        raise InvalidConfigError(f"threshold is a distance between unit vectors, in [0, 2]; got {threshold!r}.")
     if batch_size < 1 or block_size < 1:
-        raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}.")
+        raise InvalidConfigError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}.")
     paths = list(paths)
     if len(set(paths)) != len(paths):
-        raise ValueError("paths must be distinct; run find_exact_duplicates first or drop repeats.")
+        raise InvalidConfigError("paths must be distinct; run find_exact_duplicates first or drop repeats.")
     report = DedupReport(threshold=threshold)
     if not paths:
         return report
@@ -247,13 +249,13 @@ def _embed_all(paths: list[str], embed: EmbedFn, batch_size: int) -> torch.Tenso
         chunk = paths[start : start + batch_size]
         out = torch.as_tensor(embed(chunk))
         if out.ndim != 2 or out.shape[0] != len(chunk):
-            raise ValueError(
+            raise EmbeddingError(
                 f"embed() must return a tensor of shape [{len(chunk)}, D] for {len(chunk)} paths, "
                 f"got shape {tuple(out.shape)}."
             )
         out = out.detach().to(dtype=torch.float32, device="cpu")
         if not torch.isfinite(out).all():
-            raise ValueError("embed() returned non-finite values (NaN or inf); check the images and the model.")
+            raise EmbeddingError("embed() returned non-finite values (NaN or inf); check the images and the model.")
         parts.append(torch.nn.functional.normalize(out, dim=1))
     return torch.cat(parts)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imgsent.distill.corpus import Post
+from imgsent.errors import InvalidConfigError
 
 FetchStatus = Literal["ok", "error"]
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -138,7 +139,7 @@ def fetch_images(
         ('ok', 'images/3f2a...9c.jpg')
     """
     if workers < 1 or max_bytes < 1 or retries < 0 or max_redirects < 0:
-        raise ValueError(
+        raise InvalidConfigError(
             f"workers ({workers}) and max_bytes ({max_bytes}) must be >= 1; retries ({retries}) and "
             f"max_redirects ({max_redirects}) must be >= 0."
         )

@@ -22,8 +22,9 @@ from typing import Any
 
 from imgsent.config import LABELS
 from imgsent.distill.corpus import Post
-from imgsent.distill.teacher import Teacher, TeacherError
-from imgsent.errors import CorpusError
+from imgsent.distill.teacher import Teacher
+from imgsent.errors import CorpusError, TeacherError
+from imgsent.torn_lines import cut_torn_line
 
 CACHE_FORMAT = "imgsent.teacher_cache"
 CACHE_VERSION = 1
@@ -194,24 +195,16 @@ def _prepare_cache(path: Path, teacher: Teacher) -> tuple[set[str], int]:
             f"Teacher cache {str(path)!r} was written by {found!r}, not {header['teacher']!r}. "
             "Use another cache path for this teacher, or delete the file to relabel."
         )
+    removed = cut_torn_line(path, fsync=True)
     done: set[str] = set()
-    good_end = 0
     with open(path, "rb") as fh:
-        good_end = len(fh.readline())
+        fh.readline()
         for number, line in enumerate(fh, start=2):
-            if not line.endswith(b"\n"):
-                break  # torn last line
             row = _parse_row(line)
             if row is None:
                 raise CorpusError(f"Teacher cache {str(path)!r} line {number} is damaged; delete the line or the file.")
             done.add(row.id)
-            good_end += len(line)
-    if good_end < size:
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return done, size - good_end
+    return done, removed
 
 
 def _parse_row(line: bytes) -> LabeledPost | None:

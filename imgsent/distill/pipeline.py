@@ -50,7 +50,8 @@ class DistillRun:
         recipe: The recipe.
         workdir: Folder for every stage's outputs (created if needed).
         log: Called with one line per event (the CLI prints it on stderr).
-        progress: Show progress bars (``None``: only on a terminal).
+        on_train_step: Passed to :func:`~imgsent.distill.trainer.train_student` as ``on_step`` (rank 0 only).
+        on_train_epoch: Passed to :func:`~imgsent.distill.trainer.train_student` as ``on_epoch`` (rank 0 only).
 
     Example:
         >>> run = DistillRun(load_recipe("recipes/default.yaml"), "runs/default")  # doctest: +SKIP
@@ -59,11 +60,12 @@ class DistillRun:
     """
 
     def __init__(self, recipe: Recipe, workdir: str | os.PathLike[str], *, log: Log | None = None,
-                 progress: bool | None = None) -> None:
+                 on_train_step: Callable[[Any], None] | None = None,
+                 on_train_epoch: Callable[[Any], None] | None = None) -> None:
         self.recipe = recipe
         self.workdir = Path(workdir)
         self.log = log or (lambda line: None)
-        self.progress = progress
+        self.on_train_step, self.on_train_epoch = on_train_step, on_train_epoch
 
     def run(self, *, until: str | None = None, only: str | None = None) -> list[StageResult]:
         """Run stages in order, skipping those already done with the same inputs.
@@ -254,7 +256,8 @@ class DistillRun:
     def _run_train(self, folder: Path) -> dict[str, Any]:
         import torch
 
-        from imgsent.distill.train import TrainConfig, read_rows, train_student
+        from imgsent.distill.records import TrainConfig, read_rows
+        from imgsent.distill.trainer import train_student
 
         config = TrainConfig.from_dict(self.recipe.train)
         torch.manual_seed(config.seed)
@@ -266,7 +269,8 @@ class DistillRun:
         selection = self.folder("select")
         # resume=True continues from the newest checkpoint of an interrupted run, or starts fresh.
         result = train_student(model, read_rows(selection / "train.jsonl"), read_rows(selection / "val.jsonl"),
-                               config, folder, resume=True, progress=self.progress)
+                               config, folder, resume=True, on_step=self.on_train_step,
+                               on_epoch=self.on_train_epoch)
         return {"model_dir": str(result.model_dir), "steps": result.steps, "best_epoch": result.best_epoch,
                 "bad_images": len(result.bad_images), "history": [asdict(m) for m in result.history]}
 
@@ -321,11 +325,15 @@ class DistillRun:
 
 
 def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    from imgsent.distill.distributed import process_rank
+
+    return process_rank()
 
 
 def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    from imgsent.distill.distributed import world_size
+
+    return world_size()
 
 
 def _wait_for(marker: Path, fingerprint: str, timeout: float = 600.0) -> None:

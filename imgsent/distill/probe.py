@@ -17,14 +17,21 @@ L-BFGS), run deterministically on cached features:
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from imgsent.data import iter_row_batches
-from imgsent.distill import trainloop as tl
+from imgsent.distill import finalize
+from imgsent.distill.distributed import DistEnv
+from imgsent.distill.losses import distill_loss
+from imgsent.distill.records import EpochMetrics, TrainConfig, TrainResult, TrainRow
+from imgsent.runtime import default_workers
 from imgsent.transforms import normalize
 
 
@@ -93,7 +100,7 @@ def fit_probe(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        per = tl.distill_loss(head(x), labels, probs, targets=targets, label_smoothing=label_smoothing,
+        per = distill_loss(head(x), labels, probs, targets=targets, label_smoothing=label_smoothing,
                               temperature=temperature, class_weights=None)
         loss = (per * sample_weight).sum() / norm + l2 * sum((w**2).sum() for w in weights)
         loss.backward()
@@ -112,21 +119,12 @@ def _fold_standardisation(head: nn.Module, mean: torch.Tensor, std: torch.Tensor
     first.bias.sub_(first.weight @ mean)
 
 
-def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any, out_dir: Any, env: Any) -> Any:
+def run_probe(model: Any, train: Sequence[TrainRow], val: Sequence[TrainRow], config: TrainConfig, out_dir: Path,
+              env: DistEnv) -> TrainResult:
     """Fit a linear probe for ``train_student`` (``solver="lbfgs"``) and export it like the trainer does.
 
-    Every rank computes the same deterministic fit; only rank 0 writes. Returns a ``TrainResult``.
+    Every rank computes the same deterministic fit; only rank 0 writes.
     """
-    import dataclasses
-    import json
-    from pathlib import Path
-
-    import torch.nn.functional as F
-
-    from imgsent.runtime import default_workers
-    from imgsent.distill.train import EpochMetrics, TrainResult
-    from imgsent.distill.select import balanced_class_weights
-
     out_dir = Path(out_dir)
     net = model.net.to(env.device)
     workers = config.num_workers if config.num_workers is not None else default_workers(env.device)
@@ -141,41 +139,24 @@ def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any,
         probs = torch.cat([probs, probs]) if probs is not None else None
     x, y = feats[ok], labels[ok]
     p = probs[ok] if probs is not None and config.targets == "soft" else None
-    if config.class_weights == "balanced":
-        weights: torch.Tensor | None = torch.tensor(balanced_class_weights(y.tolist()), dtype=torch.float32)
-    elif config.class_weights == "none":
-        weights = None
-    else:
-        weights = torch.tensor(config.class_weights, dtype=torch.float32)
+    weights = finalize.class_weight_tensor(config.class_weights, y)
     net.head.cpu()
     loss = fit_probe(net.head, x, y, p, l2=config.l2, class_weights=weights, targets=config.targets,
                      label_smoothing=config.label_smoothing, temperature=config.temperature)
     net.head.to(env.device)
     net.eval()
-    val_loss = val_acc = val_bal = None
+    sums = torch.zeros(8, dtype=torch.float64)
     if val:
         vfeats, vok = embed_rows(net, [r.path for r in val], model.config.preprocess, device=env.device, workers=workers)
         vy = torch.tensor([r.label for r in val], dtype=torch.long)[vok]
         if len(vy):
             with torch.no_grad():
-                logits = net.head(vfeats[vok].to(env.device)).float().cpu()
-            val_loss = float(F.cross_entropy(logits, vy))
-            hits = logits.argmax(-1) == vy
-            val_acc = float(hits.float().mean())
-            present = [c for c in range(3) if (vy == c).any()]
-            val_bal = float(sum(hits[vy == c].float().mean() for c in present) / len(present))
+                logits = net.head(vfeats[vok].to(env.device)).float()
+            sums = finalize.validation_sums(logits, vy)
+    val_loss, val_acc, val_bal = finalize.validation_metrics(sums)
     metrics = EpochMetrics(0, "frozen", 1, loss, val_loss, val_acc, val_bal)
-    model_dir = out_dir / "model"
     bad = tuple(paths[i] for i in (~ok[: len(paths)]).nonzero().flatten().tolist())
-    if env.is_main:
-        training = {"recipe": config.to_dict(), "solver": "lbfgs", "objective": loss, "completed": True,
-                    "history": [dataclasses.asdict(metrics)], "bad_images": len(bad)}
-        cfg = model.config
-        model.config = dataclasses.replace(cfg, provenance={**cfg.provenance, "training": training})
-        model.save_pretrained(model_dir)
-        (out_dir / "metrics.json").write_text(json.dumps(training, indent=1) + "\n", encoding="utf-8")
-    if env.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
+    training = {"recipe": config.to_dict(), "solver": "lbfgs", "objective": loss, "completed": True,
+                "history": [dataclasses.asdict(metrics)], "bad_images": len(bad)}
+    model_dir = finalize.export_run(model, out_dir, env, training)
     return TrainResult(model_dir, (metrics,), 0 if val_acc is not None else None, 1, True, None, None, bad)

@@ -230,7 +230,7 @@ def _build(kind: type, raw: dict[str, Any], where: str) -> Any:
 
 
 def _check_train(train: dict[str, Any]) -> None:
-    from imgsent.distill.train import TrainConfig
+    from imgsent.distill.records import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     extra = set(train) - names

@@ -7,8 +7,7 @@ A teacher is anything with ``id``, ``revision`` and ``predict_proba(texts)`` (se
 * :class:`HFTeacher`: a Transformers sequence classifier such as
   ``cardiffnlp/twitter-roberta-base-sentiment-latest`` (the paper's teacher).
 
-:func:`label_corpus` (defined in :mod:`imgsent.distill.labels`, importable from here too)
-runs a teacher over posts once and caches its outputs on disk; training reads the cache,
+:func:`~imgsent.distill.labels.label_corpus` runs a teacher over posts once and caches its outputs on disk; training reads the cache,
 never the teacher.
 """
 
@@ -21,15 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from imgsent.config import LABELS
-from imgsent.errors import ImgsentError, require_extra
+from imgsent.errors import TeacherError, require_extra
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
-
-
-class TeacherError(ImgsentError, ValueError):
-    """A teacher model cannot be used: wrong labels, bad outputs or a mismatched cache."""
 
 
 @runtime_checkable
@@ -236,16 +231,4 @@ def _folder_hash(source: str) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-_CACHE_NAMES = ("CACHE_FORMAT", "LabelReport", "LabeledPost", "iter_label_cache", "label_corpus", "read_cache_header")
-
-
-def __getattr__(name: str) -> Any:
-    """Lazily re-export the label-cache API from :mod:`imgsent.distill.labels`."""
-    if name in _CACHE_NAMES:
-        from imgsent.distill import labels
-
-        return getattr(labels, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["HFTeacher", "Teacher", "TeacherError", "VaderTeacher", "compound_to_proba", *_CACHE_NAMES]
+__all__ = ["HFTeacher", "Teacher", "TeacherError", "VaderTeacher", "compound_to_proba"]

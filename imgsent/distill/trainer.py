@@ -1,9 +1,16 @@
-"""The training loop behind :func:`imgsent.distill.train.train_student`.
+"""Train the image student on the teacher's labels: the paper's recipe, resumable and data-parallel.
+
+Recipe defaults (paper, see :class:`~imgsent.distill.records.TrainConfig`): hard labels with label
+smoothing 0.2, balanced class weights, RAdam at lr 1e-4, global batch 32, one epoch with the
+backbone frozen then 5 epochs fully trained, no augmentation.
+
+Multi-process: launch ``torchrun --nproc_per_node N -m imgsent distill train ...`` (or call
+:func:`train_student` under torchrun). ``batch_size`` is the *global* batch.
 
 Exact resumption rests on four facts:
 
 * the rows of step ``s`` of epoch ``e`` are a pure function of ``(seed, e, s)``
-  (:func:`~imgsent.distill.trainloop.epoch_order`), and a resumed epoch skips its finished steps;
+  (:func:`~imgsent.distill.sampling.epoch_order`), and a resumed epoch skips its finished steps;
 * augmentation draws from a generator seeded by ``(seed, epoch, row index)``, so worker count and
   scheduling do not matter;
 * the global torch RNG (dropout) is used only by the model and is saved and restored per rank;
@@ -14,31 +21,59 @@ Data parallelism: during the frozen-backbone phase only the head is wrapped in
 :class:`~torch.nn.parallel.DistributedDataParallel` (the backbone runs in eval mode under
 ``no_grad``); DDP is rebuilt around the whole network when the backbone is unfrozen, so it never
 sees parameters without gradients. Gradients are averaged over ranks and every rank's loss is a
-mean over the same local batch size, so a step equals a single-process step on the global batch.
+mean over the same local batch size. BatchNorm layers stay in eval mode in every phase (running
+statistics frozen as initialised, scale and shift trained): per-rank batch statistics would
+otherwise make N processes train a different model from one. So a step equals a single-process
+step on the global batch, for every student.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import sys
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
+from torch import nn
 
 from imgsent.config import WEIGHTS_NAME
 from imgsent.data import Augment, RowBatch, iter_row_batches
 from imgsent.distill import checkpoints as ckpt
-from imgsent.distill import trainloop as tl
-from imgsent.distill.train import RESUME_FREE, EpochMetrics, TrainConfig, TrainResult, TrainRow, rows_fingerprint
+from imgsent.distill import distributed, finalize, sampling
+from imgsent.distill.distributed import DistEnv
+from imgsent.distill.losses import distill_loss
+from imgsent.distill.probe import run_probe
+from imgsent.distill.records import (
+    RESUME_FREE,
+    EpochMetrics,
+    StepProgress,
+    TrainConfig,
+    TrainResult,
+    TrainRow,
+    coerce_rows,
+    rows_fingerprint,
+)
 from imgsent.errors import InvalidConfigError
 from imgsent.runtime import default_workers
 from imgsent.transforms import normalize
+
+OnStep = Callable[[StepProgress], None]
+OnEpoch = Callable[[EpochMetrics], None]
+
+
+def freeze_batchnorm_statistics(net: nn.Module) -> None:
+    """Put every BatchNorm layer of ``net`` in eval mode: running statistics are used and kept as they are.
+
+    Scale and shift still train. With statistics from the (global) running averages rather than
+    each rank's local batch, N data-parallel processes compute what one process computes.
+    """
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 class Trainer:
@@ -51,10 +86,10 @@ class Trainer:
         val: list[TrainRow],
         config: TrainConfig,
         out_dir: Path,
-        env: tl.DistEnv,
+        env: DistEnv,
         *,
-        progress: bool | None,
-        on_step: Callable[[int, float], None] | None,
+        on_step: OnStep | None = None,
+        on_epoch: OnEpoch | None = None,
     ) -> None:
         if config.batch_size % env.world_size:
             raise InvalidConfigError(
@@ -64,14 +99,15 @@ class Trainer:
         self.model, self.net, self.config, self.out_dir, self.env = model, model.net.to(env.device), config, out_dir, env
         self.train, self.val = train, val
         self.preprocess = model.config.preprocess
-        self.on_step = on_step
-        self.show_progress = env.is_main and (sys.stderr.isatty() if progress is None else progress)
+        self.on_step = on_step if env.is_main else None
+        self.on_epoch = on_epoch if env.is_main else None
         self.labels = torch.tensor([r.label for r in train], dtype=torch.long)
         self.val_labels = torch.tensor([r.label for r in val], dtype=torch.long)
         has_probs = all(r.probs is not None for r in train)
         self.probs = torch.tensor([r.probs for r in train], dtype=torch.float32) if has_probs else None
-        self.class_weights = self._class_weights()
-        self.steps_per_epoch = tl.steps_per_epoch(len(train), config.batch_size)
+        weights = finalize.class_weight_tensor(config.class_weights, self.labels)
+        self.class_weights = weights.to(env.device) if weights is not None else None
+        self.steps_per_epoch = sampling.steps_per_epoch(len(train), config.batch_size)
         self.total_epochs = config.freeze_backbone_epochs + config.epochs
         self.workers = config.num_workers if config.num_workers is not None else default_workers(env.device)
         self.amp = config.amp and env.device.type == "cuda"
@@ -104,18 +140,16 @@ class Trainer:
         else:
             torch.manual_seed(self.config.seed + self.env.rank)
         limit = self.config.max_steps if self.config.max_steps is not None else self.steps_per_epoch * self.total_epochs
-        with self._progress_bar() as bar:
-            task = bar.add_task("training", total=self.steps_per_epoch * self.total_epochs, completed=self.step)
-            while self.epoch < self.total_epochs and self.step < limit:
-                self._run_epoch(limit, lambda loss: bar.update(task, advance=1, description=self._describe(loss)))
+        while self.epoch < self.total_epochs and self.step < limit:
+            self._run_epoch(limit)
         completed = self.epoch >= self.total_epochs
         return self._finish(resumed_from, completed)
 
-    def _run_epoch(self, limit: int, tick: Callable[[float], None]) -> None:
+    def _run_epoch(self, limit: int) -> None:
         frozen = self.epoch < self.config.freeze_backbone_epochs
         self._set_phase(frozen)
-        order = tl.epoch_order(len(self.train), seed=self.config.seed, epoch=self.epoch, global_batch=self.config.batch_size)
-        batches = tl.rank_batches(order, start_step=self.step_in_epoch, global_batch=self.config.batch_size, env=self.env)
+        order = sampling.epoch_order(len(self.train), seed=self.config.seed, epoch=self.epoch, global_batch=self.config.batch_size)
+        batches = sampling.rank_batches(order, start_step=self.step_in_epoch, global_batch=self.config.batch_size, env=self.env)
         augment = Augment(self.config.seed, self.epoch, self.config.augment_scale) if self.config.augment else None
         loader = iter_row_batches([r.path for r in self.train], self.preprocess, batches, workers=self.workers,
                                   augment=augment, pin_memory=self.env.device.type == "cuda")
@@ -126,9 +160,9 @@ class Trainer:
             self.step_in_epoch += 1
             self.loss_sum += loss
             self.loss_steps += 1
-            tick(loss)
-            if self.on_step is not None and self.env.is_main:
-                self.on_step(self.step, loss)
+            if self.on_step is not None:
+                self.on_step(StepProgress(self.step, self.steps_per_epoch * self.total_epochs, self.epoch, self.total_epochs,
+                                          "frozen" if frozen else "full", loss))
             if self.step_in_epoch == self.steps_per_epoch:
                 break
             if self.step >= limit or (every and self.step % every == 0):
@@ -144,7 +178,8 @@ class Trainer:
         self.net.backbone.requires_grad_(not frozen)
         self.net.head.requires_grad_(True)
         if frozen:
-            self.net.backbone.eval()  # BatchNorm statistics stay as pretrained
+            self.net.backbone.eval()
+        freeze_batchnorm_statistics(self.net)
         trainable = self.net.head if frozen else self.net
         if self.ddp is not None and self.ddp_frozen == frozen:
             return
@@ -180,7 +215,7 @@ class Trainer:
                 logits = self.ddp(features)
             else:
                 logits = self.ddp(x)
-        per = tl.distill_loss(logits, labels, probs, targets=self.config.targets, label_smoothing=self.config.label_smoothing,
+        per = distill_loss(logits, labels, probs, targets=self.config.targets, label_smoothing=self.config.label_smoothing,
                               temperature=self.config.temperature, class_weights=self.class_weights)
         loss = per.sum() * 0.0 if empty else per.sum() / len(good)
         self.optimizer.zero_grad(set_to_none=True)
@@ -188,19 +223,8 @@ class Trainer:
         self.optimizer.step()
         value = loss.detach().float()
         if self.env.distributed:
-            value = tl.all_reduce(self.env, value) / self.env.world_size
+            value = distributed.all_reduce(self.env, value) / self.env.world_size
         return float(value.item())
-
-    def _class_weights(self) -> torch.Tensor | None:
-        setting = self.config.class_weights
-        if setting == "none":
-            return None
-        if setting == "balanced":
-            counts = torch.bincount(self.labels, minlength=3).double()
-            weights = torch.where(counts > 0, len(self.labels) / (3 * counts.clamp_min(1)), torch.zeros(3, dtype=torch.double))
-        else:
-            weights = torch.tensor(setting, dtype=torch.double)
-        return weights.float().to(self.env.device)
 
     # ------------------------------------------------------------------ epochs and validation
 
@@ -212,10 +236,8 @@ class Trainer:
             self.best = {"epoch": self.epoch, "val_accuracy": metrics.val_accuracy}
             if self.env.is_main and self.config.keep_model == "best":
                 self.model.save_pretrained(self.out_dir / "best")
-        if self.show_progress:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"epoch {self.epoch} ({phase}): {_format_metrics(metrics)}")
+        if self.on_epoch is not None:
+            self.on_epoch(metrics)
         self.epoch += 1
         self.step_in_epoch = 0
         self.loss_sum, self.loss_steps = 0.0, 0
@@ -229,38 +251,29 @@ class Trainer:
         mine = list(range(self.env.rank, len(self.val), self.env.world_size))
         size = max(1, self.config.batch_size // self.env.world_size)
         batches = [mine[i : i + size] for i in range(0, len(mine), size)]
-        sums = torch.zeros(8, dtype=torch.float64)  # loss, count, correct[3], total[3]
+        sums = torch.zeros(8, dtype=torch.float64)
         for indices, pixels, ok in iter_row_batches([r.path for r in self.val], self.preprocess, batches,
                                                     workers=self.workers):
             self.bad_val[indices[~ok]] = 1
             if not ok.any():
                 continue
-            labels = self.val_labels[indices[ok]].to(self.env.device)
             with self._autocast():
                 logits = self.net(normalize(pixels.to(self.env.device), self.preprocess)).float()
-            sums[0] += F.cross_entropy(logits, labels, reduction="sum").item()
-            sums[1] += len(labels)
-            hits = (logits.argmax(-1) == labels).cpu()
-            sums[2:5] += torch.bincount(labels.cpu()[hits], minlength=3).double()
-            sums[5:8] += torch.bincount(labels.cpu(), minlength=3).double()
-        sums = tl.all_reduce(self.env, sums)
+            sums += finalize.validation_sums(logits, self.val_labels[indices[ok]])
+        sums = distributed.all_reduce(self.env, sums)
         self.net.train()
-        if sums[1] == 0:
-            return None, None, None
-        present = sums[5:8] > 0
-        recall = (sums[2:5][present] / sums[5:8][present]).mean().item()
-        return sums[0].item() / sums[1].item(), sums[2:5].sum().item() / sums[1].item(), recall
+        return finalize.validation_metrics(sums)
 
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self) -> None:
         """All ranks: merge bad-image masks and RNG states; rank 0 writes the checkpoint."""
-        self.bad_train = tl.all_reduce(self.env, self.bad_train, "max")
-        self.bad_val = tl.all_reduce(self.env, self.bad_val, "max")
+        self.bad_train = distributed.all_reduce(self.env, self.bad_train, "max")
+        self.bad_val = distributed.all_reduce(self.env, self.bad_val, "max")
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         optim_tensors, optim_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
         tensors.update(optim_tensors)
-        tensors.update(tl.gather_rng_states(self.env))
+        tensors.update(distributed.gather_rng_states(self.env))
         tensors["data.bad_train"], tensors["data.bad_val"] = self.bad_train, self.bad_val
         meta = {
             "step": self.step, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
@@ -286,7 +299,7 @@ class Trainer:
         self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
         self.optimizer.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
         self.bad_train, self.bad_val = tensors["data.bad_train"].clone(), tensors["data.bad_val"].clone()
-        tl.restore_rng_states(self.env, tensors, self.config.seed)
+        distributed.restore_rng_states(self.env, tensors, self.config.seed)
         self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
         self.loss_sum, self.loss_steps = meta["loss_sum"], meta["loss_steps"]
         self.history = [EpochMetrics(**m) for m in meta["history"]]
@@ -303,38 +316,76 @@ class Trainer:
 
             self.net.load_state_dict(load_file(str(best_dir / WEIGHTS_NAME), device=str(self.env.device)))
         self.net.eval()
-        model_dir = self.out_dir / "model"
-        if self.env.is_main:
-            training = {"recipe": self.config.to_dict(), "steps": self.step, "completed": completed,
-                        "best_epoch": self.best["epoch"] if self.best else None, "exported": "best" if use_best else "last",
-                        "history": [dataclasses.asdict(m) for m in self.history]}
-            config = self.model.config
-            self.model.config = dataclasses.replace(config, provenance={**config.provenance, "training": training})
-            self.model.save_pretrained(model_dir)
-            (self.out_dir / "metrics.json").write_text(json.dumps(training, indent=1) + "\n", encoding="utf-8")
-        if self.env.distributed:
-            dist.barrier()
+        training = {"recipe": self.config.to_dict(), "steps": self.step, "completed": completed,
+                    "best_epoch": self.best["epoch"] if self.best else None, "exported": "best" if use_best else "last",
+                    "history": [dataclasses.asdict(m) for m in self.history]}
+        model_dir = finalize.export_run(self.model, self.out_dir, self.env, training)
         bad = tuple(self.train[i].path for i in self.bad_train.nonzero().flatten().tolist())
         bad += tuple(self.val[i].path for i in self.bad_val.nonzero().flatten().tolist())
         return TrainResult(model_dir, tuple(self.history), self.best["epoch"] if self.best else None, self.step,
                            completed, resumed_from, self.last_checkpoint, bad)
 
-    # ------------------------------------------------------------------ progress
 
-    def _progress_bar(self) -> Any:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def train_student(
+    model: Any,
+    train_rows: Iterable[Any],
+    val_rows: Iterable[Any],
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    on_step: OnStep | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> TrainResult:
+    """Train ``model`` (a :class:`~imgsent.models.sentiment.SentimentModel`) in place and export it.
 
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=not self.show_progress)
+    Args:
+        model: The student, already initialised (e.g. by :func:`~imgsent.distill.backbones.load_imagenet_backbone`).
+        train_rows: Training rows (see :func:`coerce_rows`); images that fail to decode are skipped and reported.
+        val_rows: Validation rows; may be empty when ``config.keep_model == "last"``.
+        config: The recipe.
+        out_dir: Run folder: ``checkpoints/``, ``best/``, ``model/`` (the export) and ``metrics.json``.
+        resume: Continue from the newest checkpoint in ``out_dir`` (starts fresh when there is none).
+        on_step: Called on rank 0 after every optimizer step with a :class:`~imgsent.distill.records.StepProgress`.
+        on_epoch: Called on rank 0 after every epoch with its :class:`~imgsent.distill.records.EpochMetrics`.
 
-    def _describe(self, loss: float) -> str:
-        phase = "frozen" if self.epoch < self.config.freeze_backbone_epochs else "full"
-        return f"epoch {self.epoch + 1}/{self.total_epochs} ({phase}) loss {loss:.4f}"
+    Returns:
+        A :class:`TrainResult`. ``model`` holds the exported weights (best or last), in eval mode,
+        on the training device. A fresh run seeds torch's global RNG with ``config.seed + rank``.
 
+    Raises:
+        InvalidConfigError: Bad rows, ``batch_size`` not divisible by the world size, ``out_dir`` holding
+            checkpoints while ``resume`` is False, or a checkpoint from a different recipe or data.
 
-def _format_metrics(m: EpochMetrics) -> str:
-    parts = [f"train loss {m.train_loss:.4f}"]
-    if m.val_accuracy is not None:
-        parts += [f"val loss {m.val_loss:.4f}", f"val acc {m.val_accuracy:.3f}", f"balanced {m.val_balanced_accuracy:.3f}"]
-    return ", ".join(parts)
+    Example:
+        >>> result = train_student(model, train, val, TrainConfig(epochs=1), "runs/vit-b16")  # doctest: +SKIP
+        >>> result.history[-1].phase  # doctest: +SKIP
+        'full'
+    """
+    train = coerce_rows(train_rows, where="train_rows")
+    val = coerce_rows(val_rows, where="val_rows")
+    if not train:
+        raise InvalidConfigError("train_rows is empty; select some training images first.")
+    if config.targets == "soft" and any(r.probs is None for r in train):
+        raise InvalidConfigError("targets='soft' needs teacher probabilities ('probs') on every training row.")
+    if config.keep_model == "best" and not val:
+        raise InvalidConfigError("keep_model='best' needs validation rows; pass val_rows or use keep_model='last'.")
+    env = distributed.setup_distributed(config.device)
+    ok = False
+    try:
+        if config.solver == "lbfgs":
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            fine_tune = config.epochs > 0
+            has_checkpoint = fine_tune and resume and any((out / "checkpoints").glob("step-*"))
+            if not has_checkpoint:  # a resumed fine-tuning run restores its weights from the checkpoint
+                probed = run_probe(model, train, val, config, out / ("probe" if fine_tune else ""), env)
+                if not fine_tune:
+                    ok = True
+                    return probed
+            config = dataclasses.replace(config, solver="sgd", freeze_backbone_epochs=0)
+        result = Trainer(model, train, val, config, Path(out_dir), env, on_step=on_step, on_epoch=on_epoch).run(resume=resume)
+        ok = True
+        return result
+    finally:
+        distributed.teardown_distributed(env, clean=ok)

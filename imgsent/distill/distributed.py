@@ -1,26 +1,28 @@
-"""Building blocks of student training: deterministic data order, distributed setup, losses.
+"""Distributed setup: the one place that reads torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``.
 
-Decoding and augmentation live in :mod:`imgsent.data`.
-
-Everything random in the data path is a pure function of ``(seed, epoch)`` (the order) or
-``(seed, epoch, row index)`` (augmentation), so any step of any epoch can be rebuilt exactly,
-by any number of worker processes, after a restart.
+A single process is a world of size 1, so the trainer, the probe and the pipeline run the same
+code with and without torchrun.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
-from imgsent.data import mix_seed
 from imgsent.runtime import resolve_device
 
-# ----------------------------------------------------------------------------- distributed
+
+def process_rank() -> int:
+    """This process's rank under torchrun (``RANK``), 0 otherwise."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    """Number of processes under torchrun (``WORLD_SIZE``), 1 otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,10 @@ def setup_distributed(device: str) -> DistEnv:
 
     Uses NCCL on CUDA and gloo on CPU. A group initialised by the caller is reused (and left open).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     if world <= 1:
         return DistEnv(0, 1, 0, resolve_device(device), False)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = process_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device)
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank)
@@ -106,63 +108,3 @@ def restore_rng_states(env: DistEnv, tensors: dict[str, torch.Tensor], seed: int
     if cuda is not None and env.device.type == "cuda":
         torch.cuda.set_rng_state(cuda, env.device)
     return True
-
-
-# ----------------------------------------------------------------------------- data order
-
-
-def steps_per_epoch(n_rows: int, global_batch: int) -> int:
-    """Optimizer steps in one epoch; the last batch is filled by wrapping around the permutation."""
-    return max(1, math.ceil(n_rows / global_batch))
-
-
-def epoch_order(n_rows: int, *, seed: int, epoch: int, global_batch: int) -> torch.Tensor:
-    """Row indices of one epoch: a permutation seeded by ``(seed, epoch)``, padded to whole batches."""
-    generator = torch.Generator().manual_seed(mix_seed(seed, epoch))
-    order = torch.randperm(n_rows, generator=generator)
-    total = steps_per_epoch(n_rows, global_batch) * global_batch
-    if total > n_rows:
-        order = torch.cat([order] * math.ceil(total / n_rows))[:total]
-    return order
-
-
-def rank_batches(order: torch.Tensor, *, start_step: int, global_batch: int, env: DistEnv) -> list[list[int]]:
-    """This rank's slice of every global batch from ``start_step`` on."""
-    local = global_batch // env.world_size
-    batches = []
-    for step in range(start_step, len(order) // global_batch):
-        begin = step * global_batch + env.rank * local
-        batches.append(order[begin : begin + local].tolist())
-    return batches
-
-
-# ----------------------------------------------------------------------------- losses
-
-
-def distill_loss(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    probs: torch.Tensor | None,
-    *,
-    targets: str,
-    label_smoothing: float,
-    temperature: float,
-    class_weights: torch.Tensor | None,
-) -> torch.Tensor:
-    """Per-sample losses [n]: smoothed cross-entropy on hard labels, or KL to the teacher's probabilities.
-
-    Class weights multiply each sample's loss by the weight of its hard label (Keras
-    ``class_weight`` semantics); the caller averages over the batch size.
-    """
-    logits = logits.float()
-    if targets == "hard":
-        per = F.cross_entropy(logits, labels, label_smoothing=label_smoothing, reduction="none")
-    else:
-        if probs is None:
-            raise ValueError("soft targets need teacher probabilities")
-        teacher = torch.softmax(torch.log(probs.clamp_min(1e-8)) / temperature, dim=-1)
-        log_student = torch.log_softmax(logits / temperature, dim=-1)
-        per = (teacher * (torch.log(teacher.clamp_min(1e-12)) - log_student)).sum(-1) * temperature**2
-    if class_weights is not None:
-        per = per * class_weights[labels]
-    return per

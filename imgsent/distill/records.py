@@ -1,27 +1,16 @@
-"""Train the image student on the teacher's labels: the paper's recipe, resumable and data-parallel.
+"""Training records: the recipe (:class:`TrainConfig`), the rows, and what a run reports.
 
-Recipe defaults (paper): hard labels with label smoothing 0.2, balanced class weights, RAdam at
-lr 1e-4, global batch 32, one epoch with the backbone frozen then 5 epochs fully trained, no
-augmentation. Options: soft-label distillation (KL to the teacher's probabilities with a
-temperature), augmentation (seeded random resized crop + flip), bf16 autocast on CUDA, weight decay.
-
-Multi-GPU / multi-process: launch with ``torchrun --nproc_per_node N -m imgsent.distill.train ...``
-(or call :func:`train_student` under torchrun). ``batch_size`` is the *global* batch.
-
-Checkpoints (safetensors + JSON, see :mod:`imgsent.distill.checkpoints`) are written every
-``checkpoint_every`` steps and at the end of every epoch; ``resume=True`` continues from the newest
-and, on CPU, ends with weights bit-identical to an uninterrupted run.
+Plain data with validation in ``__post_init__``; no torch import, so recipes load and validate
+without the training stack. Everything that trains lives in :mod:`imgsent.distill.trainer`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -52,8 +41,10 @@ class TrainConfig:
             (e.g. ``selection.json``'s). Each sample's loss is multiplied by its class's weight.
         augment: Seeded random resized crop (area ``augment_scale``) and horizontal flip. Default off.
         augment_scale: Area fraction range of the random crop. Default (0.35, 1.0).
-        freeze_backbone_epochs: Epochs training only the head (backbone BatchNorm stays in eval). Default 1.
-        epochs: Epochs training everything, after the frozen ones. Default 5.
+        freeze_backbone_epochs: Epochs training only the head. Default 1.
+        epochs: Epochs training everything, after the frozen ones. Default 5. BatchNorm running
+            statistics stay as initialised (e.g. ImageNet's) in every phase; only its scale and shift
+            train, so N processes train the same model as one process on the global batch.
         seed: Seeds the data order, augmentation and dropout. Default 0.
         amp: bf16 autocast on CUDA (ignored on CPU). Default True.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``... Under torchrun, CUDA uses ``cuda:LOCAL_RANK``.
@@ -181,8 +172,29 @@ class EpochMetrics:
 
 
 @dataclass(frozen=True)
+class StepProgress:
+    """Reported to ``on_step`` after every optimizer step (on rank 0).
+
+    Attributes:
+        step: Optimizer steps done in total (including those before a resume).
+        total_steps: Steps of the whole run.
+        epoch: Current epoch, counted from 0.
+        total_epochs: Frozen plus full epochs.
+        phase: ``"frozen"`` (head only) or ``"full"``.
+        loss: Mean loss of this step over all processes.
+    """
+
+    step: int
+    total_steps: int
+    epoch: int
+    total_epochs: int
+    phase: Literal["frozen", "full"]
+    loss: float
+
+
+@dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train_student` did.
+    """What :func:`~imgsent.distill.trainer.train_student` did.
 
     Attributes:
         model_dir: The exported model folder (``<out_dir>/model``).
@@ -265,112 +277,3 @@ def rows_fingerprint(train: Sequence[TrainRow], val: Sequence[TrainRow]) -> str:
         for row in rows:
             digest.update(f"{split}\t{row.path}\t{row.label}\t{row.probs}\n".encode())
     return digest.hexdigest()
-
-
-def train_student(
-    model: Any,
-    train_rows: Iterable[Any],
-    val_rows: Iterable[Any],
-    config: TrainConfig,
-    out_dir: str | os.PathLike[str],
-    *,
-    resume: bool = False,
-    progress: bool | None = None,
-    on_step: Callable[[int, float], None] | None = None,
-) -> TrainResult:
-    """Train ``model`` (a :class:`~imgsent.models.sentiment.SentimentModel`) in place and export it.
-
-    Args:
-        model: The student, already initialised (e.g. by :func:`~imgsent.distill.backbones.load_imagenet_backbone`).
-        train_rows: Training rows (see :func:`coerce_rows`); images that fail to decode are skipped and reported.
-        val_rows: Validation rows; may be empty when ``config.keep_model == "last"``.
-        config: The recipe.
-        out_dir: Run folder: ``checkpoints/``, ``best/``, ``model/`` (the export) and ``metrics.json``.
-        resume: Continue from the newest checkpoint in ``out_dir`` (starts fresh when there is none).
-        progress: Rich progress bar on stderr; ``None`` shows it only when stderr is a terminal. Rank 0 only.
-        on_step: Called on rank 0 after every step with ``(global_step, mean_loss)``.
-
-    Returns:
-        A :class:`TrainResult`. ``model`` holds the exported weights (best or last), in eval mode,
-        on the training device. A fresh run seeds torch's global RNG with ``config.seed + rank``.
-
-    Raises:
-        InvalidConfigError: Bad rows, ``batch_size`` not divisible by the world size, ``out_dir`` holding
-            checkpoints while ``resume`` is False, or a checkpoint from a different recipe or data.
-
-    Example:
-        >>> result = train_student(model, train, val, TrainConfig(epochs=1), "runs/vit-b16")  # doctest: +SKIP
-        >>> result.completed, result.model_dir  # doctest: +SKIP
-        (True, PosixPath('runs/vit-b16/model'))
-    """
-    from imgsent.distill.trainer import Trainer
-    from imgsent.distill.trainloop import setup_distributed, teardown_distributed
-
-    train = coerce_rows(train_rows, where="train_rows")
-    val = coerce_rows(val_rows, where="val_rows")
-    if not train:
-        raise InvalidConfigError("train_rows is empty; select some training images first.")
-    if config.targets == "soft" and any(r.probs is None for r in train):
-        raise InvalidConfigError("targets='soft' needs teacher probabilities ('probs') on every training row.")
-    if config.keep_model == "best" and not val:
-        raise InvalidConfigError("keep_model='best' needs validation rows; pass val_rows or use keep_model='last'.")
-    env = setup_distributed(config.device)
-    ok = False
-    try:
-        if config.solver == "lbfgs":
-            from imgsent.distill.probe import run_probe
-
-            out = Path(out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            fine_tune = config.epochs > 0
-            has_checkpoint = fine_tune and resume and any((out / "checkpoints").glob("step-*"))
-            if not has_checkpoint:  # a resumed fine-tuning run restores its weights from the checkpoint
-                probed = run_probe(model, train, val, config, out / ("probe" if fine_tune else ""), env)
-                if not fine_tune:
-                    ok = True
-                    return probed
-            config = dataclasses.replace(config, solver="sgd", freeze_backbone_epochs=0)
-        result = Trainer(model, train, val, config, Path(out_dir), env, progress=progress, on_step=on_step).run(resume=resume)
-        ok = True
-        return result
-    finally:
-        teardown_distributed(env, clean=ok)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``python -m imgsent.distill.train`` and ``torchrun -m imgsent.distill.train``."""
-    parser = argparse.ArgumentParser(prog="python -m imgsent.distill.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="model folder to continue from, or a config.json to build from")
-    parser.add_argument("--train", required=True, help="train rows (JSONL)")
-    parser.add_argument("--val", help="validation rows (JSONL)")
-    parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--config", help="TrainConfig as JSON")
-    parser.add_argument("--imagenet", action="store_true", help="initialise the backbone from ImageNet weights")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    import torch
-
-    from imgsent.config import ModelConfig
-    from imgsent.models.sentiment import SentimentModel
-
-    config = TrainConfig.from_dict(json.loads(Path(args.config).read_text(encoding="utf-8")) if args.config else {})
-    source = Path(args.model)
-    if source.is_dir():
-        model = SentimentModel.from_folder(source)
-    else:
-        torch.manual_seed(config.seed)  # every rank builds the same initial weights
-        model = SentimentModel(ModelConfig.from_dict(json.loads(source.read_text(encoding="utf-8"))))
-    if args.imagenet:
-        from imgsent.distill.backbones import load_imagenet_backbone
-
-        load_imagenet_backbone(model)
-    val = read_rows(args.val) if args.val else []
-    result = train_student(model, read_rows(args.train), val, config, args.out, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({"model_dir": str(result.model_dir), "steps": result.steps, "completed": result.completed,
-                          "history": [asdict(m) for m in result.history]}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
