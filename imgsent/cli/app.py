@@ -7,61 +7,20 @@ let :class:`~imgsent.errors.ImgsentError` propagate; :func:`exit_code` maps it t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperGroup
 
-from imgsent.errors import ImgsentError, InputNotFoundError, ResumeMismatchError
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
-
-# Errors about what the user typed, found before any work: exit 2, like a bad option.
-USAGE_ERRORS: tuple[type[ImgsentError], ...] = (InputNotFoundError, ResumeMismatchError)
-
-# soft_wrap: never break lines at 80 columns when stderr is a file or a pipe.
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-def exit_code(exc: ImgsentError) -> int:
-    """The exit code of an error: 2 for usage errors, 1 for everything else."""
-    return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
-
-
-class _Command(TyperCommand):
-    """A command whose usage line reads ``PATHS...`` and whose plain flags show no ``<bool>``."""
-
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
-        pieces = [self.options_metavar] if self.options_metavar else []
-        for param in self.get_params(ctx):
-            if isinstance(param, TyperArgument):
-                name = (param.metavar or param.name or "").upper()
-                name = name + "..." if param.nargs != 1 and not name.endswith("...") else name
-                pieces.append(name if param.required else f"[{name}]")
-        return pieces
-
-    def get_params(self, ctx: typer.Context) -> list[Any]:
-        return _bare_flags(super().get_params(ctx))
-
-
-def _bare_flags(params: list[Any]) -> list[Any]:
-    """Plain flags take no value, so their help shows no type."""
-    for param in params:
-        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
-            param.metavar = ""
-    return params
+from imgsent.cli.common import EXIT_INTERRUPTED, Command, bare_flags, err, exit_code
+from imgsent.errors import ImgsentError
 
 
 class _Group(TyperGroup):
     """The top-level group: maps every imgsent error to a message and an exit code, once."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
-        return _bare_flags(super().get_params(ctx))
+        return bare_flags(super().get_params(ctx))
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -83,12 +42,6 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option("--model", "-m", help="Model: a known name, a local folder or a Hub repo id. Default: the bundled model."),
-]
-RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub branch, tag or commit sha to pin.")]
 
 
 def _version(value: bool) -> None:
@@ -112,10 +65,10 @@ def _register() -> None:
     from imgsent.cli import classify, evaluate, hub
     from imgsent.cli.distill import distill_app
 
-    app.command(cls=_Command, epilog=classify.EPILOG)(classify.classify)
-    app.command(cls=_Command)(hub.models)
-    app.command(cls=_Command, epilog=hub.DOWNLOAD_EPILOG)(hub.download)
-    app.command(cls=_Command, epilog=evaluate.EPILOG)(evaluate.evaluate)
+    app.command(cls=Command, epilog=classify.EPILOG)(classify.classify)
+    app.command(cls=Command)(hub.models)
+    app.command(cls=Command, epilog=hub.DOWNLOAD_EPILOG)(hub.download)
+    app.command(cls=Command, epilog=evaluate.EPILOG)(evaluate.evaluate)
     app.add_typer(distill_app(), name="distill")
 
 

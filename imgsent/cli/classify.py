@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperArgument, TyperOption
 
-from imgsent.cli.app import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, ModelOpt, RevisionOpt, err
+from imgsent.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, ModelOpt, RevisionOpt, err
 from imgsent.cli.options import check_run_options, progress_bar
 
 EPILOG = (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from imgsent.cli.app import err
+from imgsent.cli.common import err
 from imgsent.errors import require_extra
 
 if TYPE_CHECKING:
@@ -43,11 +43,11 @@ def distill_app() -> typer.Typer:
     """Build the ``distill`` sub-application."""
     sub = typer.Typer(help="Distil an image model from a text teacher (corpus -> ... -> model folder).",
                       no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode="markdown")
-    from imgsent.cli.app import _Command
+    from imgsent.cli.common import Command
 
-    sub.command(cls=_Command, epilog=EPILOG)(run)
-    sub.command(cls=_Command, epilog=EPILOG)(stage)
-    sub.command(cls=_Command, epilog=TRAIN_EPILOG)(train)
+    sub.command(cls=Command, epilog=EPILOG)(run)
+    sub.command(cls=Command, epilog=EPILOG)(stage)
+    sub.command(cls=Command, epilog=TRAIN_EPILOG)(train)
     return sub
 
 

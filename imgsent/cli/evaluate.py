@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgsent.cli.app import ModelOpt, RevisionOpt, err
+from imgsent.cli.common import ModelOpt, RevisionOpt, err
 from imgsent.cli.options import check_run_options, progress_bar
 
 EPILOG = (

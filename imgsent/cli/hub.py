@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from imgsent.cli.app import RevisionOpt
+from imgsent.cli.common import RevisionOpt
 
 DOWNLOAD_EPILOG = (
     "**Offline machines**: run `imgsent download OWNER/NAME` where the Hub is reachable, copy the Hugging Face "

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from imgsent.cli.app import err
+from imgsent.cli.common import err
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 FORMATS = ("csv", "jsonl")

@@ -1,0 +1,59 @@
+"""What every command shares: exit codes, the stderr console, the command class and common options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperOption
+
+from imgsent.errors import ImgsentError, InputNotFoundError, ResumeMismatchError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+# Errors about what the user typed, found before any work: exit 2, like a bad option.
+USAGE_ERRORS: tuple[type[ImgsentError], ...] = (InputNotFoundError, ResumeMismatchError)
+
+# soft_wrap: never break lines at 80 columns when stderr is a file or a pipe.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def exit_code(exc: ImgsentError) -> int:
+    """The exit code of an error: 2 for usage errors, 1 for everything else."""
+    return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
+
+
+class Command(TyperCommand):
+    """A command whose usage line reads ``PATHS...`` and whose plain flags show no ``<bool>``."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                name = name + "..." if param.nargs != 1 and not name.endswith("...") else name
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return bare_flags(super().get_params(ctx))
+
+
+def bare_flags(params: list[Any]) -> list[Any]:
+    """Plain flags take no value, so their help shows no type."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model: a known name, a local folder or a Hub repo id. Default: the bundled model."),
+]
+RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub branch, tag or commit sha to pin.")]
