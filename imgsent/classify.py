@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter, repair_and_read_done
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence, repair_and_read_done
 from imgsent.predictor import Predictor
 from imgsent.scan import iter_image_files
 
@@ -21,7 +21,7 @@ class ClassifySummary:
     """What a classify run did.
 
     Attributes:
-        counts: Number of images per predicted label.
+        counts: Number of images per predicted label (``"uncertain"`` included).
         errors: Number of files that produced an error row.
         skipped: Files skipped because ``resume`` found them in the output already.
         seconds: Wall time of the run.
@@ -62,6 +62,7 @@ def classify_files(
     batch_size: int = 32,
     workers: int | None = None,
     binary: bool = False,
+    min_confidence: float = 0.0,
     on_progress: ProgressCallback | None = None,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
@@ -80,6 +81,8 @@ def classify_files(
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral (the paper's protocol).
+        min_confidence: Label predictions less confident than this ``"uncertain"`` (counted in
+            ``summary.counts["uncertain"]``).
         on_progress: Called with (files done, total or ``None`` while the scan runs).
 
     Returns:
@@ -91,6 +94,7 @@ def classify_files(
         (1520, 3)
     """
     start = time.perf_counter()
+    check_min_confidence(min_confidence)
     summary = ClassifySummary()
     done: set[str] = set()
     if output is not None and resume:
@@ -112,7 +116,8 @@ def classify_files(
         writer = ResultWriter(stream, fmt, write_header=new_file)
         processed = 0
         for batch in predictor.iter_batches(scanned, batch_size=batch_size, workers=workers):
-            predictions = predictor.postprocess(batch, predictor.forward(batch), binary=binary)
+            predictions = predictor.postprocess(batch, predictor.forward(batch), binary=binary,
+                                              min_confidence=min_confidence)
             writer.write(predictions)
             _tally(summary, predictions)
             processed += len(predictions)

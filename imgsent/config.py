@@ -83,6 +83,9 @@ class ModelConfig:
         labels: Output names, always ``("negative", "neutral", "positive")``.
         provenance: Free metadata: teacher, corpus, recipe, metrics.
         format_version: Version of this file format.
+        temperature: Logits are divided by it before the softmax, so probabilities are calibrated
+            (fitted by ``imgsent distill`` on held-out teacher labels). Optional in
+            ``config.json``; 1.0 (no change) when absent.
 
     Example:
         >>> cfg = ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig())
@@ -95,6 +98,7 @@ class ModelConfig:
     labels: tuple[str, ...] = LABELS
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    temperature: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form of this config."""
@@ -132,12 +136,17 @@ class ModelConfig:
                 f"labels must be {list(LABELS)} in this order, got {list(labels)!r}."
             )
         provenance = _expect(data.get("provenance", {}), dict, "provenance")
+        temperature = data.get("temperature", 1.0)
+        if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+                or not math.isfinite(temperature) or not 0.01 <= temperature <= 100.0):
+            raise InvalidConfigError(f"temperature must be a number in [0.01, 100], got {temperature!r}.")
         return cls(
             architecture=architecture,
             preprocess=_preprocess_from_dict(data.get("preprocess", {})),
             labels=labels,
             provenance=provenance,
             format_version=version,
+            temperature=float(temperature),
         )
 
     def save(self, folder: str | Path) -> Path:

@@ -46,6 +46,18 @@ class CorpusError(ImgsentError, ValueError):
     """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
 
 
+class ResultsFileError(ImgsentError, ValueError):
+    """A results file given to ``imgsent report`` is missing or not a classify output."""
+
+
+class InputNotFoundError(ImgsentError, FileNotFoundError):
+    """An input file (a results file, an image to explain) does not exist."""
+
+
+class ExplainError(ImgsentError, ValueError):
+    """An explanation cannot be computed for this model or input."""
+
+
 def require_extra(module: str, extra: str) -> None:
     """Raise :class:`MissingExtraError` unless ``module`` is importable."""
     import importlib.util

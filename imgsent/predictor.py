@@ -14,7 +14,7 @@ from imgsent.data import DecodedBatch, default_workers, iter_batches
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS
 from imgsent.model import SentimentModel
-from imgsent.outputs import Prediction, label_from_probabilities
+from imgsent.outputs import Prediction, check_min_confidence, labelled
 from imgsent.transforms import normalize
 
 DeviceLike = str | torch.device
@@ -154,6 +154,7 @@ class Predictor:
         workers: int | None = None,
         binary: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = 0.0,
     ) -> list[Prediction]:
         """Predict the polarity of a list of images.
 
@@ -165,6 +166,8 @@ class Predictor:
             binary: Drop the neutral output and compare negative with positive (the paper's
                 evaluation protocol). Probabilities are still all three.
             max_pixels: Inputs with more pixels are refused as decompression bombs.
+            min_confidence: Predictions whose calibrated confidence is below it get the label
+                ``"uncertain"`` (probabilities and confidence kept). Default 0: never.
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
@@ -178,7 +181,8 @@ class Predictor:
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
             workers = 0  # starting processes costs more than decoding a handful of images
-        return list(self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, max_pixels=max_pixels))
+        return list(self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, max_pixels=max_pixels,
+                                      min_confidence=min_confidence))
 
     def iter_predict(
         self,
@@ -188,6 +192,7 @@ class Predictor:
         workers: int | None = None,
         binary: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = 0.0,
     ) -> Iterator[Prediction]:
         """Stream predictions for an iterable of any length, in input order, with bounded memory.
 
@@ -203,8 +208,9 @@ class Predictor:
             ...     print(prediction.source, prediction.label)
             photos/a.jpg positive
         """
+        check_min_confidence(min_confidence)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
-            yield from self.postprocess(batch, self.forward(batch), binary=binary)
+            yield from self.postprocess(batch, self.forward(batch), binary=binary, min_confidence=min_confidence)
 
     def iter_batches(
         self, images: Iterable[Any], *, batch_size: int = 32, workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
@@ -229,7 +235,10 @@ class Predictor:
 
     @torch.inference_mode()
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
-        """Run the model on a decoded batch; returns probabilities [n_ok, 3] on CPU in float32."""
+        """Run the model on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
+
+        The logits are divided by the model's ``config.temperature`` before the softmax.
+        """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
         pixels = batch.pixels.to(self.device, non_blocking=True)
@@ -241,10 +250,12 @@ class Predictor:
                 logits = self.model(normalize(pixels, self.config.preprocess))
         else:
             logits = self.model(normalize(pixels, self.config.preprocess, dtype=self.dtype))
-        return torch.softmax(logits.float(), dim=-1).cpu()
+        return torch.softmax(logits.float() / self.config.temperature, dim=-1).cpu()
 
     @staticmethod
-    def postprocess(batch: DecodedBatch, probs: torch.Tensor, *, binary: bool = False) -> list[Prediction]:
+    def postprocess(
+        batch: DecodedBatch, probs: torch.Tensor, *, binary: bool = False, min_confidence: float = 0.0
+    ) -> list[Prediction]:
         """Turn probabilities and decode errors into :class:`~imgsent.Prediction` records, in order."""
         rows = iter(probs.tolist())
         out: list[Prediction] = []
@@ -253,8 +264,7 @@ class Predictor:
                 out.append(Prediction.failed(source, error or "unknown error"))
                 continue
             neg, neu, pos = next(rows)
-            label = label_from_probabilities((neg, neu, pos), binary=binary)
-            out.append(Prediction(source, label, neg, neu, pos))
+            out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
         return out
 
 

@@ -43,12 +43,14 @@ def fail(exc: Exception) -> None:
 
 
 def _register() -> None:
-    from imgsent.cli import classify, hub
+    from imgsent.cli import classify, hub, report
 
     app.command(epilog=classify.EPILOG)(classify.classify)
     app.command()(hub.models)
     app.command()(hub.download)
     app.command(epilog=evaluate_epilog())(evaluate)
+    app.command(epilog=report.REPORT_EPILOG)(report.report)
+    app.command(epilog=report.EXPLAIN_EPILOG)(report.explain)
     app.add_typer(distill_app(), name="distill")
 
 

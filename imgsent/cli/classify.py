@@ -36,6 +36,14 @@ def classify(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     binary: Annotated[bool, typer.Option(help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
     resume: Annotated[bool, typer.Option(help="Skip files already in --output and append the rest.")] = False,
+    min_confidence: Annotated[
+        float,
+        typer.Option("--min-confidence", min=0.0, max=1.0,
+                     help="Label predictions whose calibrated confidence is below this 'uncertain' (probabilities kept)."),
+    ] = 0.0,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Also write an HTML report of the run here (needs --output).")
+    ] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")] = None,
 ) -> None:
     """Classify image files and write one row per file: path, label, probabilities, error.
@@ -51,6 +59,8 @@ def classify(
         raise typer.BadParameter(f"--format must be csv or jsonl, got {fmt!r}.")
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output: it reads the rows already written there.")
+    if report is not None and output is None:
+        raise typer.BadParameter("--report needs --output: the report is made from the rows written there.")
     chosen: OutputFormat = infer_format(output, fmt)  # type: ignore[arg-type]
     show = err.is_terminal if progress is None else progress
     try:
@@ -58,15 +68,22 @@ def classify(
         with _progress_bar(show) as on_progress:
             summary = classify_files(
                 predictor, paths, output=output, fmt=chosen, recursive=recursive, resume=resume,
-                batch_size=batch_size, workers=workers, binary=binary, on_progress=on_progress,
+                batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence,
+                on_progress=on_progress,
             )
+        if report is not None:
+            from imgsent.report import write_report
+
+            write_report(output, report, model=model or "default")  # type: ignore[arg-type]
     except ImgsentError as exc:
         fail(exc)
-    counts = ", ".join(f"{label} {summary.counts.get(label, 0)}" for label in ("negative", "neutral", "positive"))
+    shown = ("negative", "neutral", "positive") + (("uncertain",) if min_confidence > 0 else ())
+    counts = ", ".join(f"{label} {summary.counts.get(label, 0)}" for label in shown)
     err.print(
         f"{summary.classified} classified ({counts}), {summary.errors} errors, {summary.skipped} skipped (resume); "
         f"{summary.images_per_second:.1f} images/s"
-        + (f" -> {output}" if output else ""),
+        + (f" -> {output}" if output else "")
+        + (f", report -> {report}" if report else ""),
         highlight=False,
     )
     raise typer.Exit(EXIT_PARTIAL if summary.errors else EXIT_OK)
