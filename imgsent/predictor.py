@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, default_workers, iter_batches
@@ -211,6 +212,30 @@ class Predictor:
         check_min_confidence(min_confidence)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
             yield from self.postprocess(batch, self.forward(batch), binary=binary, min_confidence=min_confidence)
+
+    def explain(self, images: Any, *, target: str | None = None) -> list[np.ndarray]:
+        """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
+
+        Args:
+            images: One image or a list (paths, bytes, PIL images, arrays, tensors).
+            target: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` (default) explains
+                each image's predicted label.
+
+        Returns:
+            One float32 array [height, width] in [0, 1] per image, at the image's own size.
+
+        Raises:
+            ImageDecodeError: An input cannot be decoded.
+            ExplainError: ``target`` is not a label, or the architecture has no explanation method.
+            MissingExtraError: ``grad-cam`` is not installed.
+
+        Example:
+            >>> [m.shape for m in predictor.explain("examples/images/coffee_cup.jpg")]  # doctest: +SKIP
+            [(427, 640)]
+        """
+        from imgsent.explain import explain_maps
+
+        return explain_maps(self, _as_list(images), target=target)
 
     def iter_batches(
         self, images: Iterable[Any], *, batch_size: int = 32, workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS

@@ -309,6 +309,10 @@ class DistillRun:
             "recipe": self.recipe.to_dict(),
             "metrics": {"val_accuracy_vs_teacher": last.get("val_accuracy"), "evaluation": evaluation},
         }
+        calibration = model.config.provenance.get("training", {}).get("calibration")
+        if calibration:
+            provenance["calibration"] = calibration
+            provenance["metrics"]["calibration"] = {k: v for k, v in calibration.items() if not k.startswith("bins")}
         if self.recipe.export.metrics:
             try:
                 provenance["metrics"]["crossval"] = json.loads(Path(self.recipe.export.metrics).read_text(encoding="utf-8"))

@@ -105,6 +105,25 @@ def fit_probe(
     return value
 
 
+_CROSSFIT_FOLDS = 5
+
+
+def crossfit_logits(head: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor | None, fold_of: torch.Tensor,
+                    folds: int, **fit: Any) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Out-of-fold logits for calibration when there is no val split: refit a copy of the unfitted
+    ``head`` on all folds but one, score the one left out. The exported head is not touched."""
+    import copy
+
+    logits = torch.zeros(len(y), 3)
+    for fold in range(folds):
+        test = fold_of == fold
+        part = copy.deepcopy(head)
+        fit_probe(part, x[~test], y[~test], probs[~test] if probs is not None else None, **fit)
+        with torch.no_grad():
+            logits[test] = part(x[test]).float()
+    return logits, y, f"{folds}-fold cross-fitted probe (no val split)"
+
+
 @torch.no_grad()
 def _fold_standardisation(head: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
     first = next(m for m in head.modules() if isinstance(m, nn.Linear))
@@ -117,6 +136,7 @@ def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any,
 
     Every rank computes the same deterministic fit; only rank 0 writes. Returns a ``TrainResult``.
     """
+    import copy
     import dataclasses
     import json
     from pathlib import Path
@@ -148,17 +168,25 @@ def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any,
     else:
         weights = torch.tensor(config.class_weights, dtype=torch.float32)
     net.head.cpu()
+    initial_head = copy.deepcopy(net.head)
     loss = fit_probe(net.head, x, y, p, l2=config.l2, class_weights=weights, targets=config.targets,
                      label_smoothing=config.label_smoothing, temperature=config.temperature)
     net.head.to(env.device)
     net.eval()
     val_loss = val_acc = val_bal = None
+    heldout: tuple[torch.Tensor, torch.Tensor, str] | None = None
+    if not val and len(y) >= 2 * _CROSSFIT_FOLDS:
+        fold_of = torch.arange(len(feats)) % len(paths) % _CROSSFIT_FOLDS  # a mirror shares its image's fold
+        heldout = crossfit_logits(initial_head, x, y, p, fold_of[ok], _CROSSFIT_FOLDS, l2=config.l2, class_weights=weights,
+                                  targets=config.targets, label_smoothing=config.label_smoothing,
+                                  temperature=config.temperature)
     if val:
         vfeats, vok = embed_rows(net, [r.path for r in val], model.config.preprocess, device=env.device, workers=workers)
         vy = torch.tensor([r.label for r in val], dtype=torch.long)[vok]
         if len(vy):
             with torch.no_grad():
                 logits = net.head(vfeats[vok].to(env.device)).float().cpu()
+            heldout = (logits, vy, "val split")
             val_loss = float(F.cross_entropy(logits, vy))
             hits = logits.argmax(-1) == vy
             val_acc = float(hits.float().mean())
@@ -171,7 +199,14 @@ def run_probe(model: Any, train: Sequence[Any], val: Sequence[Any], config: Any,
         training = {"recipe": config.to_dict(), "solver": "lbfgs", "objective": loss, "completed": True,
                     "history": [dataclasses.asdict(metrics)], "bad_images": len(bad)}
         cfg = model.config
-        model.config = dataclasses.replace(cfg, provenance={**cfg.provenance, "training": training})
+        extra: dict[str, Any] = {}
+        if heldout is not None:
+            from imgsent.calibration import calibrate
+
+            fitted = calibrate(*heldout[:2], source=heldout[2])
+            extra = {"temperature": fitted.temperature}
+            training["calibration"] = fitted.to_dict()
+        model.config = dataclasses.replace(cfg, provenance={**cfg.provenance, "training": training}, **extra)
         model.save_pretrained(model_dir)
         (out_dir / "metrics.json").write_text(json.dumps(training, indent=1) + "\n", encoding="utf-8")
     if env.distributed:
