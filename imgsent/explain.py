@@ -136,7 +136,8 @@ def _target_layer(predictor: Predictor, net: torch.nn.Module) -> tuple[torch.nn.
     if family == "vit":
         vit = net.backbone.vit  # type: ignore[union-attr]
         side = predictor.config.preprocess.image_size // vit.config.patch_size
-        return vit.encoder.layer[-1].layernorm_before, _vit_reshape(side)
+        blocks = vit.layers if hasattr(vit, "layers") else vit.encoder.layer  # transformers 5 moved the blocks
+        return blocks[-1].layernorm_before, _vit_reshape(side)
     raise ExplainError(f"No explanation method for architecture family {family!r}; supported: efficientnet, vit.")
 
 
