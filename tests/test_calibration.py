@@ -107,3 +107,19 @@ def test_classify_min_confidence_marks_and_counts_uncertain(tiny_model_dir: Path
     assert "uncertain 5" in result.output
     bad = runner.invoke(app, ["classify", str(folder), "--min-confidence", "1.5"])
     assert bad.exit_code == 2
+
+
+def test_crossfit_logits_are_out_of_fold_and_leave_the_head_alone() -> None:
+    from torch import nn
+
+    from imgsent.distill.probe import crossfit_logits
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 8, generator=gen)
+    y = (x[:, 0] > 0).long() * 2  # negative or positive, learnable from feature 0
+    head = nn.Sequential(nn.Linear(8, 3))
+    before = [p.clone() for p in head.parameters()]
+    logits, labels, source = crossfit_logits(head, x, y, None, torch.arange(60) % 5, 5, l2=0.01, class_weights=None)
+    assert logits.shape == (60, 3) and torch.equal(labels, y) and source.startswith("5-fold")
+    assert all(torch.equal(a, b) for a, b in zip(before, head.parameters()))
+    assert (logits.argmax(-1) == y).float().mean() > 0.8  # each fold's probe learned the rule it never saw scored
