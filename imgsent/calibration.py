@@ -10,7 +10,10 @@ against the *teacher's* labels (never human labels) and stores it in ``config.js
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,3 +147,31 @@ def calibrate(logits: torch.Tensor, labels: torch.Tensor, *, source: str, bins: 
         bins_before=reliability_bins(before, labels, bins),
         bins_after=reliability_bins(after, labels, bins),
     )
+
+
+def calibrate_model_folder(
+    folder: str | os.PathLike[str], paths: Sequence[str], labels: Sequence[int], *, source: str = "val split"
+) -> Calibration | None:
+    """Fit the temperature of a saved model on held-out images and their teacher labels, and save it.
+
+    Skipped (returns ``None``) when training already calibrated the model (the linear probe does)
+    or no image can be read. The result is stored in ``config.json`` as ``temperature`` and under
+    ``provenance.training.calibration``.
+    """
+    from imgsent.model import SentimentModel
+    from imgsent.predictor import Predictor
+
+    model = SentimentModel.from_folder(folder)
+    training = model.config.provenance.get("training", {})
+    if "calibration" in training or not paths:
+        return None
+    unscaled = dataclasses.replace(model.config, temperature=1.0)
+    predictions = Predictor(SentimentModel(unscaled, net=model.net), device="cpu", dtype="float32").predict(list(paths), workers=0)
+    pairs = [(p, label) for p, label in zip(predictions, labels) if p.ok]
+    if not pairs:
+        return None
+    logits = torch.tensor([[p.negative, p.neutral, p.positive] for p, _ in pairs]).clamp_min(1e-12).log()
+    fitted = calibrate(logits, torch.tensor([label for _, label in pairs]), source=source)
+    provenance = {**model.config.provenance, "training": {**training, "calibration": fitted.to_dict()}}
+    dataclasses.replace(model.config, temperature=fitted.temperature, provenance=provenance).save(folder)
+    return fitted

@@ -273,8 +273,10 @@ class DistillRun:
         val = read_rows(selection / "val.jsonl")
         result = train_student(model, read_rows(selection / "train.jsonl"), val,
                                config, folder, resume=True, progress=self.progress)
-        if _rank() == 0:
-            _calibrate_on_val(result.model_dir, val)
+        if _rank() == 0 and val:
+            from imgsent.calibration import calibrate_model_folder
+
+            calibrate_model_folder(result.model_dir, [r.path for r in val], [r.label for r in val])
         return {"model_dir": str(result.model_dir), "steps": result.steps, "best_epoch": result.best_epoch,
                 "bad_images": len(result.bad_images), "history": [asdict(m) for m in result.history]}
 
@@ -330,30 +332,6 @@ class DistillRun:
 
             summary["pushed"] = push_to_hub(out, self.recipe.export.push_to_hub, private=self.recipe.export.private)
         return summary
-
-
-def _calibrate_on_val(model_dir: Path, val: list[Any]) -> None:
-    """Fit the temperature on the val split's teacher labels, unless training already did (the probe)."""
-    import dataclasses
-
-    import torch
-
-    from imgsent.calibration import calibrate
-    from imgsent.model import SentimentModel
-    from imgsent.predictor import Predictor
-
-    model = SentimentModel.from_folder(model_dir)
-    training = model.config.provenance.get("training", {})
-    if not val or "calibration" in training:
-        return
-    predictions = Predictor(model, device="cpu", dtype="float32").predict([r.path for r in val], workers=0)
-    pairs = [(p, r.label) for p, r in zip(predictions, val) if p.ok]
-    if not pairs:
-        return
-    logits = torch.tensor([[p.negative, p.neutral, p.positive] for p, _ in pairs]).clamp_min(1e-12).log()
-    fitted = calibrate(logits, torch.tensor([label for _, label in pairs]), source="val split")
-    provenance = {**model.config.provenance, "training": {**training, "calibration": fitted.to_dict()}}
-    dataclasses.replace(model.config, temperature=fitted.temperature, provenance=provenance).save(model_dir)
 
 
 def _rank() -> int:
