@@ -176,8 +176,8 @@ class Predictor:
 
         Example:
             >>> predictor.predict(["beach.jpg", "missing.jpg"])
-            [Prediction(source='beach.jpg', label='positive', negative=0.03, neutral=0.12, positive=0.85, error=None),
-             Prediction(source='missing.jpg', label=None, ..., error='missing.jpg: no such file')]
+            [Prediction(source='beach.jpg', label='positive', negative=0.03, neutral=0.12, positive=0.85, error=None, confidence=0.85),
+             Prediction(source='missing.jpg', label=None, ..., error='missing.jpg: no such file', confidence=None)]
         """
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
