@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from imgsent.errors import InputNotFoundError
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence
 from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, repair_torn_line, sidecar_path, write_record
 from imgsent.scan import iter_image_files
 
@@ -25,7 +25,7 @@ class ClassifySummary:
     """What a classify run did.
 
     Attributes:
-        counts: Number of images per predicted label.
+        counts: Number of images per predicted label (``"uncertain"`` included).
         errors: Number of files that produced an error row.
         skipped: Files skipped because ``resume`` found them in the output already.
         seconds: Wall time of the run.
@@ -172,6 +172,7 @@ def classify_files(
     workers: int | None = None,
     binary: bool = False,
     total: int | None = None,
+    min_confidence: float = 0.0,
     on_progress: ProgressCallback | None = None,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
@@ -198,6 +199,8 @@ def classify_files(
             progress then has a total from the start.
         on_progress: Called after each written batch with (files done, total), where total is
             ``None`` until known.
+        min_confidence: Label predictions less confident than this ``"uncertain"`` (counted in
+            ``summary.counts["uncertain"]``).
 
     Returns:
         A :class:`ClassifySummary`.
@@ -213,6 +216,7 @@ def classify_files(
         (6, 1)
     """
     start = time.perf_counter()
+    check_min_confidence(min_confidence)
     summary = ClassifySummary()
     done: frozenset[str] = frozenset()
     record = run_record(predictor, fmt, binary=binary)
@@ -242,7 +246,8 @@ def classify_files(
         processed = 0
         if on_progress is not None:
             on_progress(0, total)
-        for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary):
+        for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary,
+                                                             min_confidence=min_confidence):
             writer.write(predictions)
             _tally(summary, predictions)
             processed += len(predictions)

@@ -35,6 +35,7 @@ Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos"]
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "letterbox")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
 IMAGE_SIZE = Range(int, 16, 2048)
+TEMPERATURE = Range(float, 0.01, 100.0)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class ModelConfig:
         labels: Output names, always ``("negative", "neutral", "positive")``.
         provenance: Free metadata: teacher, corpus, recipe, metrics.
         format_version: Version of this file format.
+        temperature: Logits are divided by it before the softmax, so probabilities are calibrated
+            (fitted by ``imgsent distill`` on held-out teacher labels). Optional in
+            ``config.json``; 1.0 (no change) when absent.
 
     Example:
         >>> cfg = ModelConfig(ArchitectureConfig("efficientnet_lite0"), PreprocessConfig())
@@ -121,6 +125,7 @@ class ModelConfig:
     labels: tuple[str, ...] = LABELS
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         """Check the labels, the version, and that a ViT's legacy ``image_size`` argument fits the input size.
@@ -133,6 +138,7 @@ class ModelConfig:
         if self.labels != LABELS:
             raise InvalidConfigError(f"labels must be {list(LABELS)} in this order, got {list(self.labels)!r}.")
         _expect(self.provenance, dict, "provenance")
+        object.__setattr__(self, "temperature", float(TEMPERATURE.check(self.temperature, "temperature")))
         legacy = self.architecture.args.get("image_size", self.preprocess.image_size)
         if legacy != self.preprocess.image_size:
             raise InvalidConfigError(
@@ -171,6 +177,7 @@ class ModelConfig:
             labels=tuple(_expect(data.get("labels", list(LABELS)), list, "labels")),
             provenance=_expect(data.get("provenance", {}), dict, "provenance"),
             format_version=data.get("format_version", FORMAT_VERSION),
+            temperature=data.get("temperature", 1.0),
         )
 
     def save(self, folder: str | Path) -> Path:

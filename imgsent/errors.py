@@ -69,6 +69,14 @@ class EmbeddingError(ImgsentError, ValueError):
     """An embedding function returned unusable vectors (wrong shape, NaN or inf)."""
 
 
+class ResultsFileError(ImgsentError, ValueError):
+    """A results file given to ``imgsent report`` is missing or not a classify output."""
+
+
+class ExplainError(ImgsentError, ValueError):
+    """An explanation cannot be computed for this model or input."""
+
+
 def require_extra(module: str, extra: str) -> None:
     """Raise :class:`MissingExtraError` unless ``module`` is importable."""
     import importlib.util

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Label = Literal["negative", "neutral", "positive"]
+OutputLabel = Literal["negative", "neutral", "positive", "uncertain"]
 OutputFormat = Literal["csv", "jsonl"]
-COLUMNS: tuple[str, ...] = ("path", "label", "negative", "neutral", "positive", "error")
+UNCERTAIN = "uncertain"
+COLUMNS: tuple[str, ...] = ("path", "label", "confidence", "negative", "neutral", "positive", "error")
 
 
 @dataclass(frozen=True)
@@ -33,24 +35,34 @@ class Prediction:
     Attributes:
         source: The input's path, or a short description of an in-memory input.
         label: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` when ``error`` is set.
-            With ``binary=True`` it is never ``"neutral"``.
+            With ``binary=True`` it is never ``"neutral"``. With ``min_confidence``, a prediction
+            whose confidence is below it is ``"uncertain"`` (its probabilities and confidence are
+            kept, so the polarity it leaned to is still known).
         negative: Probability of negative (0 to 1), ``None`` on error.
         neutral: Probability of neutral, ``None`` on error.
         positive: Probability of positive, ``None`` on error.
         error: Why the input could not be classified, else ``None``.
+        confidence: The calibrated probability of the predicted polarity (for ``"uncertain"``,
+            of the polarity it would have had). Filled in from the probabilities when not given;
+            ``None`` on error.
 
     Example:
         >>> p = Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80)
-        >>> p.ok, p.probabilities
-        (True, {'negative': 0.05, 'neutral': 0.15, 'positive': 0.8})
+        >>> p.ok, p.confidence, p.probabilities
+        (True, 0.8, {'negative': 0.05, 'neutral': 0.15, 'positive': 0.8})
     """
 
     source: str
-    label: Label | None
+    label: OutputLabel | None
     negative: float | None = None
     neutral: float | None = None
     positive: float | None = None
     error: str | None = None
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.confidence is None and self.label in LABELS:
+            object.__setattr__(self, "confidence", getattr(self, self.label))
 
     @property
     def ok(self) -> bool:
@@ -74,10 +86,11 @@ class Prediction:
         return asdict(self)
 
     def to_row(self) -> dict[str, str | float | None]:
-        """The output row: ``path, label, negative, neutral, positive, error``."""
+        """The output row: ``path, label, confidence, negative, neutral, positive, error``."""
         return {
             "path": self.source,
             "label": self.label,
+            "confidence": _round(self.confidence),
             "negative": _round(self.negative),
             "neutral": _round(self.neutral),
             "positive": _round(self.positive),
@@ -124,6 +137,34 @@ def to_dataframe(predictions: Sequence[Prediction]) -> pd.DataFrame:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
+
+
+def labelled(
+    source: str, probs: tuple[float, float, float], *, binary: bool = False, min_confidence: float = 0.0
+) -> Prediction:
+    """The prediction for one image's probabilities: argmax label, its confidence, ``uncertain`` below the bar.
+
+    Example:
+        >>> labelled("a.jpg", (0.2, 0.3, 0.5), min_confidence=0.6)
+        Prediction(source='a.jpg', label='uncertain', negative=0.2, neutral=0.3, positive=0.5, error=None, confidence=0.5)
+    """
+    label = label_from_probabilities(probs, binary=binary)
+    confidence = probs[LABELS.index(label)]
+    shown: OutputLabel = UNCERTAIN if confidence < min_confidence else label
+    return Prediction(source, shown, probs[0], probs[1], probs[2], confidence=confidence)
+
+
+def check_min_confidence(value: float) -> float:
+    """Validate a ``min_confidence`` (a probability in [0, 1]).
+
+    Raises:
+        InvalidConfigError: The value is not a number in [0, 1].
+    """
+    from imgsent.errors import InvalidConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidConfigError(f"min_confidence must be a probability in [0, 1], got {value!r}. Example: 0.6")
+    return float(value)
 
 
 def label_from_probabilities(probs: tuple[float, float, float], *, binary: bool) -> Label:

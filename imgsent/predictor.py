@@ -8,13 +8,14 @@ import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
-from imgsent.outputs import Prediction, label_from_probabilities
+from imgsent.outputs import Prediction, check_min_confidence, labelled
 from imgsent.runtime import (
     DeviceLike,
     DtypeLike,
@@ -132,6 +133,7 @@ class Predictor:
         binary: bool = False,
         tta: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = 0.0,
     ) -> list[Prediction]:
         """Predict the polarity of a list of images.
 
@@ -144,6 +146,8 @@ class Predictor:
                 evaluation protocol). Probabilities are still all three.
             tta: Average the probabilities of each image and its horizontal mirror. Default False.
             max_pixels: Inputs with more pixels are refused as decompression bombs.
+            min_confidence: Predictions whose calibrated confidence is below it get the label
+                ``"uncertain"`` (probabilities and confidence kept). Default 0: never.
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
@@ -152,14 +156,15 @@ class Predictor:
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
             >>> predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])
-            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=..., positive=0.7643..., error=None),
-             Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.")]
+            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=..., positive=0.7643..., error=None, confidence=0.7643...),
+             Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
         images = _as_list(images)
         if workers is None and len(images) <= batch_size:
             workers = 0  # starting processes costs more than decoding a handful of images
         return list(
-            self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels)
+            self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
+                              min_confidence=min_confidence)
         )
 
     def iter_predict(
@@ -171,6 +176,7 @@ class Predictor:
         binary: bool = False,
         tta: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = 0.0,
     ) -> Iterator[Prediction]:
         """Stream predictions for an iterable of any length, in input order, with bounded memory.
 
@@ -194,7 +200,8 @@ class Predictor:
             examples/images/photographer_grayscale.jpg positive
         """
         for predictions in self.iter_predict_batches(
-            images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels
+            images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
+            min_confidence=min_confidence,
         ):
             yield from predictions
 
@@ -207,6 +214,7 @@ class Predictor:
         binary: bool = False,
         tta: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        min_confidence: float = 0.0,
     ) -> Iterator[list[Prediction]]:
         """The whole pipeline, batch by batch: decode -> forward -> postprocess.
 
@@ -216,6 +224,7 @@ class Predictor:
         Yields:
             One list of up to ``batch_size`` :class:`~imgsent.Prediction` records per batch, in input order.
         """
+        check_min_confidence(min_confidence)
         workers = self._workers(workers)
         threads = compute_threads(self.device, workers, light=self._light)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
@@ -223,7 +232,31 @@ class Predictor:
                 probs = self.forward(batch)
                 if tta and probs.shape[0]:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
-            yield self.postprocess(batch, probs, binary=binary)
+            yield self.postprocess(batch, probs, binary=binary, min_confidence=min_confidence)
+
+    def explain(self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None) -> list[np.ndarray]:
+        """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
+
+        Args:
+            images: One image or a list (paths, bytes, PIL images, arrays, tensors).
+            target: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` (default) explains
+                each image's predicted label.
+
+        Returns:
+            One float32 array [height, width] in [0, 1] per image, at the image's own size.
+
+        Raises:
+            ImageDecodeError: An input cannot be decoded.
+            ExplainError: ``target`` is not a label, or the architecture has no explanation method.
+            MissingExtraError: ``grad-cam`` is not installed.
+
+        Example:
+            >>> [m.shape for m in predictor.explain("examples/images/coffee_cup.jpg")]  # doctest: +SKIP
+            [(427, 640)]
+        """
+        from imgsent.explain import explain_maps
+
+        return explain_maps(self, _as_list(images), target=target)
 
     def iter_batches(
         self,
@@ -255,7 +288,10 @@ class Predictor:
 
     @torch.inference_mode()
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
-        """Run the model on a decoded batch; returns probabilities [n_ok, 3] on CPU in float32."""
+        """Run the model on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
+
+        The logits are divided by the model's ``config.temperature`` before the softmax.
+        """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
         pixels = batch.pixels.to(self.device, non_blocking=True)
@@ -267,10 +303,12 @@ class Predictor:
                 logits = self.model(normalize(pixels, self.config.preprocess))
         else:
             logits = self.model(normalize(pixels, self.config.preprocess, dtype=self.dtype))
-        return torch.softmax(logits.float(), dim=-1).cpu()
+        return torch.softmax(logits.float() / self.config.temperature, dim=-1).cpu()
 
     @staticmethod
-    def postprocess(batch: DecodedBatch, probs: torch.Tensor, *, binary: bool = False) -> list[Prediction]:
+    def postprocess(
+        batch: DecodedBatch, probs: torch.Tensor, *, binary: bool = False, min_confidence: float = 0.0
+    ) -> list[Prediction]:
         """Turn probabilities and decode errors into :class:`~imgsent.Prediction` records, in order."""
         rows = iter(probs.tolist())
         out: list[Prediction] = []
@@ -279,8 +317,7 @@ class Predictor:
                 out.append(Prediction.failed(source, error or "unknown error"))
                 continue
             neg, neu, pos = next(rows)
-            label = label_from_probabilities((neg, neu, pos), binary=binary)
-            out.append(Prediction(source, label, neg, neu, pos))
+            out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
         return out
 
 

@@ -35,7 +35,7 @@ def test_classify_folder_to_csv(tiny_model_dir, photo_dir, tmp_path):
     result = runner.invoke(app, ["classify", str(photo_dir), "-o", str(out), "-m", str(tiny_model_dir), "--device", "cpu", "-w", "1"])
     assert result.exit_code == 0, result.output
     rows = _rows(out)
-    assert list(rows[0]) == ["path", "label", "negative", "neutral", "positive", "error"]
+    assert list(rows[0]) == ["path", "label", "confidence", "negative", "neutral", "positive", "error"]
     assert len(rows) == 6
     assert all(r["label"] in ("negative", "neutral", "positive") and not r["error"] for r in rows)
     assert "6 classified" in result.output

@@ -74,6 +74,9 @@ def test_whole_recipe_runs_and_reruns_skip_finished_stages(tmp_path):
     assert config["provenance"]["teacher"]["id"].startswith("vader")
     assert config["provenance"]["recipe"]["name"] == "tiny"
     assert (model_dir / "README.md").read_text().startswith("---\nlibrary_name: imgsent")
+    calibration = config["provenance"]["calibration"]  # fitted on the val split's teacher labels
+    assert calibration["source"] == "val split" and calibration["heldout_images"] > 0
+    assert config["temperature"] == calibration["temperature"] and "Expected calibration error" in (model_dir / "README.md").read_text()
 
     from imgsent import Predictor
 

@@ -62,13 +62,15 @@ def _root(
 
 
 def _register() -> None:
-    from imgsent.cli import classify, evaluate, hub
+    from imgsent.cli import classify, evaluate, hub, report
     from imgsent.cli.distill import distill_app
 
     app.command(cls=Command, epilog=classify.EPILOG)(classify.classify)
     app.command(cls=Command)(hub.models)
     app.command(cls=Command, epilog=hub.DOWNLOAD_EPILOG)(hub.download)
     app.command(cls=Command, epilog=evaluate.EPILOG)(evaluate.evaluate)
+    app.command(cls=Command, epilog=report.REPORT_EPILOG)(report.report)
+    app.command(cls=Command, epilog=report.EXPLAIN_EPILOG)(report.explain)
     app.add_typer(distill_app(), name="distill")
 
 

@@ -50,6 +50,14 @@ def classify(
     progress: Annotated[
         Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")
     ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option("--min-confidence", min=0.0, max=1.0,
+                     help="Label predictions whose calibrated confidence is below this 'uncertain' (probabilities kept)."),
+    ] = 0.0,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Also write an HTML report of the run here (needs --output).")
+    ] = None,
 ) -> None:
     """Classify image files and write one row per file: path, label, probabilities, error.
 
@@ -66,6 +74,8 @@ def classify(
         raise typer.BadParameter("--resume needs --output: it reads the rows already written there.", param_hint="'--resume'")
     if force and not resume:
         raise typer.BadParameter("--force only applies to --resume.", param_hint="'--force'")
+    if report is not None and output is None:
+        raise typer.BadParameter("--report needs --output: the report is made from the rows written there.", param_hint="'--report'")
     chosen = infer_format(output, fmt)  # type: ignore[arg-type]
     inputs = expand_inputs(paths)
     state = read_resume_state(output, chosen) if resume and output is not None else ResumeState()
@@ -105,7 +115,8 @@ def classify(
         try:
             summary = classify_files(
                 predictor, inputs, output=output, fmt=chosen, recursive=recursive, resume=resume, force=force,
-                batch_size=batch_size, workers=workers, binary=binary, total=count.total, on_progress=on_progress,
+                batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence, total=count.total,
+                on_progress=on_progress,
             )
         except KeyboardInterrupt:
             where = f"are safe in {output}" if output else "were written"
@@ -113,11 +124,17 @@ def classify(
             if output is not None:
                 err.print(f"Finish the run with:\n  {_resume_command(ctx)}")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-    counts = ", ".join(f"{label} {summary.counts.get(label, 0)}" for label in ("negative", "neutral", "positive"))
+    if report is not None:
+        from imgsent.report import write_report
+
+        write_report(output, report, model=model or "default")  # type: ignore[arg-type]
+    shown = ("negative", "neutral", "positive") + (("uncertain",) if min_confidence > 0 else ())
+    counts = ", ".join(f"{label} {summary.counts.get(label, 0)}" for label in shown)
     resumed = f"; {summary.skipped} already in {output} (resume)" if resume else ""
     err.print(
         f"Done in {_duration(summary.seconds)}: {summary.classified} classified ({counts}), {summary.errors} errors"
         f"{resumed}; {summary.images_per_second:.1f} images/s" + (f" -> {output}" if output else "")
+        + (f", report -> {report}" if report else "")
     )
     raise typer.Exit(EXIT_PARTIAL if summary.errors else EXIT_OK)
 

@@ -158,6 +158,12 @@ def _metrics_markdown(metrics: dict[str, Any]) -> str:
             lines.append(f"| {subset} | {100 * value['mean']:.1f} ± {100 * value['std']:.1f} % |")
         lines.append("")
         metrics = {k: v for k, v in metrics.items() if k != "crossval"}
+    calibration = metrics.get("calibration")
+    if isinstance(calibration, dict) and "ece_before" in calibration:
+        lines += [f"Calibration: logits are divided by a temperature T = {calibration['temperature']:.3f} fitted on "
+                  f"{calibration.get('heldout_images', '?')} held-out images against the teacher's labels "
+                  f"({calibration.get('source', 'held out')}). Expected calibration error (15 bins) "
+                  f"{100 * calibration['ece_before']:.1f} % before, {100 * calibration['ece_after']:.1f} % after.", ""]
     rows = _flatten(metrics)
     if not rows:
         return "\n".join(lines) if lines else "No evaluation was recorded."

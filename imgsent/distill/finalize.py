@@ -65,16 +65,19 @@ def validation_metrics(sums: torch.Tensor) -> tuple[float | None, float | None, 
     return sums[0].item() / sums[1].item(), sums[2:5].sum().item() / sums[1].item(), recall
 
 
-def export_run(model: Any, out_dir: Path, env: DistEnv, training: dict[str, Any]) -> Path:
+def export_run(model: Any, out_dir: Path, env: DistEnv, training: dict[str, Any], *,
+               temperature: float | None = None) -> Path:
     """Record ``training`` in the model's provenance; rank 0 writes ``model/`` and ``metrics.json``.
 
-    All ranks wait for the write. ``model.config`` is updated in place on every rank.
+    All ranks wait for the write. ``model.config`` is updated in place on every rank, with the
+    calibration ``temperature`` when one was fitted.
 
     Returns:
         The model folder, ``out_dir / "model"``.
     """
     config = model.config
-    model.config = dataclasses.replace(config, provenance={**config.provenance, "training": training})
+    extra = {} if temperature is None else {"temperature": temperature}
+    model.config = dataclasses.replace(config, provenance={**config.provenance, "training": training}, **extra)
     model_dir = out_dir / "model"
     if env.is_main:
         model.save_pretrained(model_dir)

@@ -268,9 +268,14 @@ class DistillRun:
             load_imagenet_backbone(model)
         selection = self.folder("select")
         # resume=True continues from the newest checkpoint of an interrupted run, or starts fresh.
-        result = train_student(model, read_rows(selection / "train.jsonl"), read_rows(selection / "val.jsonl"),
+        val = read_rows(selection / "val.jsonl")
+        result = train_student(model, read_rows(selection / "train.jsonl"), val,
                                config, folder, resume=True, on_step=self.on_train_step,
                                on_epoch=self.on_train_epoch)
+        if _rank() == 0 and val:
+            from imgsent.calibration import calibrate_model_folder
+
+            calibrate_model_folder(result.model_dir, [r.path for r in val], [r.label for r in val])
         return {"model_dir": str(result.model_dir), "steps": result.steps, "best_epoch": result.best_epoch,
                 "bad_images": len(result.bad_images), "history": [asdict(m) for m in result.history]}
 
@@ -308,6 +313,10 @@ class DistillRun:
             "recipe": self.recipe.to_dict(),
             "metrics": {"val_accuracy_vs_teacher": last.get("val_accuracy"), "evaluation": evaluation},
         }
+        calibration = model.config.provenance.get("training", {}).get("calibration")
+        if calibration:
+            provenance["calibration"] = calibration
+            provenance["metrics"]["calibration"] = {k: v for k, v in calibration.items() if not k.startswith("bins")}
         if self.recipe.export.metrics:
             try:
                 provenance["metrics"]["crossval"] = json.loads(Path(self.recipe.export.metrics).read_text(encoding="utf-8"))

@@ -17,6 +17,7 @@ L-BFGS), run deterministically on cached features:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 from collections.abc import Sequence
@@ -112,6 +113,24 @@ def fit_probe(
     return value
 
 
+_CROSSFIT_FOLDS = 5
+
+
+def crossfit_logits(head: nn.Module, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor | None, fold_of: torch.Tensor,
+                    folds: int, **fit: Any) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Out-of-fold logits for calibration when there is no val split: refit a copy of the unfitted
+    ``head`` on all folds but one, score the one left out. The exported head is not touched."""
+
+    logits = torch.zeros(len(y), 3)
+    for fold in range(folds):
+        test = fold_of == fold
+        part = copy.deepcopy(head)
+        fit_probe(part, x[~test], y[~test], probs[~test] if probs is not None else None, **fit)
+        with torch.no_grad():
+            logits[test] = part(x[test]).float()
+    return logits, y, f"{folds}-fold cross-fitted probe (no val split)"
+
+
 @torch.no_grad()
 def _fold_standardisation(head: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
     first = next(m for m in head.modules() if isinstance(m, nn.Linear))
@@ -141,22 +160,38 @@ def run_probe(model: Any, train: Sequence[TrainRow], val: Sequence[TrainRow], co
     p = probs[ok] if probs is not None and config.targets == "soft" else None
     weights = finalize.class_weight_tensor(config.class_weights, y)
     net.head.cpu()
+    initial_head = copy.deepcopy(net.head)
     loss = fit_probe(net.head, x, y, p, l2=config.l2, class_weights=weights, targets=config.targets,
                      label_smoothing=config.label_smoothing, temperature=config.temperature)
     net.head.to(env.device)
     net.eval()
+    val_loss = val_acc = val_bal = None
+    heldout: tuple[torch.Tensor, torch.Tensor, str] | None = None
+    if not val and len(y) >= 2 * _CROSSFIT_FOLDS:
+        fold_of = torch.arange(len(feats)) % len(paths) % _CROSSFIT_FOLDS  # a mirror shares its image's fold
+        heldout = crossfit_logits(initial_head, x, y, p, fold_of[ok], _CROSSFIT_FOLDS, l2=config.l2, class_weights=weights,
+                                  targets=config.targets, label_smoothing=config.label_smoothing,
+                                  temperature=config.temperature)
     sums = torch.zeros(8, dtype=torch.float64)
     if val:
         vfeats, vok = embed_rows(net, [r.path for r in val], model.config.preprocess, device=env.device, workers=workers)
         vy = torch.tensor([r.label for r in val], dtype=torch.long)[vok]
         if len(vy):
             with torch.no_grad():
-                logits = net.head(vfeats[vok].to(env.device)).float()
+                logits = net.head(vfeats[vok].to(env.device)).float().cpu()
+            heldout = (logits, vy, "val split")
             sums = finalize.validation_sums(logits, vy)
     val_loss, val_acc, val_bal = finalize.validation_metrics(sums)
     metrics = EpochMetrics(0, "frozen", 1, loss, val_loss, val_acc, val_bal)
     bad = tuple(paths[i] for i in (~ok[: len(paths)]).nonzero().flatten().tolist())
     training = {"recipe": config.to_dict(), "solver": "lbfgs", "objective": loss, "completed": True,
                 "history": [dataclasses.asdict(metrics)], "bad_images": len(bad)}
-    model_dir = finalize.export_run(model, out_dir, env, training)
+    temperature = None
+    if heldout is not None:  # every rank fits the same temperature, so every rank's config agrees
+        from imgsent.calibration import calibrate
+
+        fitted = calibrate(*heldout[:2], source=heldout[2])
+        temperature = fitted.temperature
+        training["calibration"] = fitted.to_dict()
+    model_dir = finalize.export_run(model, out_dir, env, training, temperature=temperature)
     return TrainResult(model_dir, (metrics,), 0 if val_acc is not None else None, 1, True, None, None, bad)
