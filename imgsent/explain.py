@@ -26,6 +26,7 @@ from PIL import Image
 from imgsent.config import LABELS, PreprocessConfig
 from imgsent.errors import ExplainError, ImgsentError, require_extra
 from imgsent.images import load_image
+from imgsent.registry import EfficientNetLite, ViT, get_architecture
 from imgsent.transforms import normalize, preprocess
 
 if TYPE_CHECKING:
@@ -128,17 +129,25 @@ def _float_net(predictor: Predictor) -> torch.nn.Module:
 
 
 def _target_layer(predictor: Predictor, net: torch.nn.Module) -> tuple[torch.nn.Module, Callable[..., Any] | None]:
-    from imgsent.registry import get_architecture
+    backbone = get_architecture(predictor.config.architecture.name).backbone
+    choose = _TARGET_LAYERS.get(type(backbone))
+    if choose is None:
+        supported = ", ".join(sorted(t.__name__ for t in _TARGET_LAYERS))
+        raise ExplainError(f"No explanation method for {type(backbone).__name__} backbones; supported: {supported}.")
+    return choose(predictor, net)
 
-    family = get_architecture(predictor.config.architecture.name).family
-    if family == "efficientnet":
-        return net.backbone.bn2, None  # type: ignore[union-attr]
-    if family == "vit":
-        vit = net.backbone.vit  # type: ignore[union-attr]
-        side = predictor.config.preprocess.image_size // vit.config.patch_size
-        blocks = vit.layers if hasattr(vit, "layers") else vit.encoder.layer  # transformers 5 moved the blocks
-        return blocks[-1].layernorm_before, _vit_reshape(side)
-    raise ExplainError(f"No explanation method for architecture family {family!r}; supported: efficientnet, vit.")
+
+def _efficientnet_layer(predictor: Predictor, net: torch.nn.Module) -> tuple[torch.nn.Module, None]:
+    """The last convolutional stage's batch norm: the final spatial feature map."""
+    return net.backbone.bn2, None  # type: ignore[union-attr]
+
+
+def _vit_layer(predictor: Predictor, net: torch.nn.Module) -> tuple[torch.nn.Module, Callable[..., Any]]:
+    """The last block's first LayerNorm, with the patch tokens reshaped to a grid."""
+    vit = net.backbone.vit  # type: ignore[union-attr]
+    side = predictor.config.preprocess.image_size // vit.config.patch_size
+    blocks = vit.layers if hasattr(vit, "layers") else vit.encoder.layer  # transformers 5 moved the blocks
+    return blocks[-1].layernorm_before, _vit_reshape(side)
 
 
 def _vit_reshape(side: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -178,3 +187,10 @@ def _unique_name(stem: str, used: set[str]) -> str:
         name = f"{stem}-{n}"
     used.add(name)
     return name
+
+
+_TARGET_LAYERS: dict[type, Callable[[Predictor, torch.nn.Module], tuple[torch.nn.Module, Callable[..., Any] | None]]] = {
+    EfficientNetLite: _efficientnet_layer,
+    ViT: _vit_layer,
+}
+"""Where Grad-CAM looks, per backbone record type (the same keys as the builders table)."""

@@ -81,7 +81,7 @@ class Prediction:
 
         Example:
             >>> Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80).to_dict()
-            {'source': 'cat.jpg', 'label': 'positive', 'negative': 0.05, 'neutral': 0.15, 'positive': 0.8, 'error': None}
+            {'source': 'cat.jpg', 'label': 'positive', 'negative': 0.05, 'neutral': 0.15, 'positive': 0.8, 'error': None, 'confidence': 0.8}
         """
         return asdict(self)
 

@@ -156,7 +156,7 @@ class Predictor:
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
             >>> predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])
-            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.2356..., neutral=..., positive=0.7643..., error=None, confidence=0.7643...),
+            [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.1149..., neutral=..., positive=0.8850..., error=None, confidence=0.8850...),
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
         images = _as_list(images)

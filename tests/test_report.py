@@ -102,7 +102,7 @@ def test_report_cli_and_classify_report(tiny_model_dir: Path, tmp_path: Path, mo
     again = runner.invoke(app, ["report", "out.jsonl", "-o", "again.html"])
     assert again.exit_code == 0 and "3 thumbnails, 1 errors" in again.output
     missing = runner.invoke(app, ["report", "nope.csv"])
-    assert missing.exit_code == 1 and "Results file not found" in missing.output
+    assert missing.exit_code == 2 and "Results file not found" in missing.output  # a usage error
     assert runner.invoke(app, ["classify", "photos", "--report", "x.html"]).exit_code == 2  # needs --output
 
 
