@@ -13,7 +13,7 @@ from typing import TextIO
 
 from imgsent.outputs import OutputFormat, Prediction, ResultWriter, repair_and_read_done
 from imgsent.predictor import Predictor
-from imgsent.scan import iter_image_files
+from imgsent.shard import Shard, iter_shard_files
 
 
 @dataclass
@@ -62,6 +62,7 @@ def classify_files(
     batch_size: int = 32,
     workers: int | None = None,
     binary: bool = False,
+    shard: Shard | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
@@ -80,6 +81,8 @@ def classify_files(
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral (the paper's protocol).
+        shard: Only the files of this :class:`~imgsent.shard.Shard` (by a hash of their path
+            relative to the folder given); ``None`` for all. Works with ``resume``.
         on_progress: Called with (files done, total or ``None`` while the scan runs).
 
     Returns:
@@ -95,7 +98,7 @@ def classify_files(
     done: set[str] = set()
     if output is not None and resume:
         done = repair_and_read_done(output, fmt)
-    scanned = _CountingScan(iter_image_files(paths, recursive=recursive), done, summary)
+    scanned = _CountingScan(iter_shard_files(paths, shard, recursive=recursive), done, summary)
     stream: TextIO
     if output is None:
         stream, close = sys.stdout, False

@@ -43,9 +43,10 @@ def fail(exc: Exception) -> None:
 
 
 def _register() -> None:
-    from imgsent.cli import classify, hub
+    from imgsent.cli import classify, hub, merge
 
     app.command(epilog=classify.EPILOG)(classify.classify)
+    app.command(epilog=merge.EPILOG)(merge.merge)
     app.command()(hub.models)
     app.command()(hub.download)
     app.command(epilog=evaluate_epilog())(evaluate)

@@ -15,6 +15,7 @@ EPILOG = (
     "**Examples**\n\n"
     "    imgsent classify photos/ -o out.csv\n\n"
     "    imgsent classify photos/ --recursive -o out.jsonl --resume\n\n"
+    "    imgsent classify photos/ -r -o part-$SLURM_ARRAY_TASK_ID.csv --shard $SLURM_ARRAY_TASK_ID/8\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
     "**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
     "2 bad arguments; 3 finished, but some files were unreadable (they have error rows)."
@@ -36,6 +37,10 @@ def classify(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     binary: Annotated[bool, typer.Option(help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
     resume: Annotated[bool, typer.Option(help="Skip files already in --output and append the rest.")] = False,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(help="Classify only part K of N (K from 0), by a hash of each path relative to its folder. Set by RANK/WORLD_SIZE under torchrun."),
+    ] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")] = None,
 ) -> None:
     """Classify image files and write one row per file: path, label, probabilities, error.
@@ -46,19 +51,27 @@ def classify(
     from imgsent.classify import classify_files
     from imgsent.outputs import infer_format
     from imgsent.predictor import Predictor
+    from imgsent.shard import Shard, plan_shard
 
     if fmt is not None and fmt not in ("csv", "jsonl"):
         raise typer.BadParameter(f"--format must be csv or jsonl, got {fmt!r}.")
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output: it reads the rows already written there.")
+    if shard is not None:
+        try:
+            Shard.parse(shard)
+        except ImgsentError as exc:
+            raise typer.BadParameter(str(exc)) from None
     chosen: OutputFormat = infer_format(output, fmt)  # type: ignore[arg-type]
     show = err.is_terminal if progress is None else progress
     try:
-        predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+        plan = plan_shard(shard, output, device=device)
+        output = plan.output
+        predictor = Predictor.from_pretrained(model, revision=revision, device=plan.device, dtype=dtype)
         with _progress_bar(show) as on_progress:
             summary = classify_files(
                 predictor, paths, output=output, fmt=chosen, recursive=recursive, resume=resume,
-                batch_size=batch_size, workers=workers, binary=binary, on_progress=on_progress,
+                batch_size=batch_size, workers=workers, binary=binary, shard=plan.shard, on_progress=on_progress,
             )
     except ImgsentError as exc:
         fail(exc)
