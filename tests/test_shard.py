@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from imgsent.cli.app import app
 from imgsent.errors import InvalidConfigError, MergeError
 from imgsent.merge import merge_parts
-from imgsent.shard import Shard, iter_shard_files, part_path, plan_shard, shard_from_env, shard_key
+from imgsent.shard import (
+    Shard,
+    iter_shard_files,
+    part_path,
+    plan_shard,
+    shard_from_env,
+    shard_key,
+)
 from tests.conftest import make_photo
 
 runner = CliRunner()
