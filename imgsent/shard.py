@@ -183,11 +183,13 @@ class ShardPlan:
         shard: The part of the input to classify; ``None`` for all of it.
         output: Where this process writes (a part file under ``torchrun``).
         device: The device to load the model on.
+        launched: Whether the shard comes from a ``torchrun`` launch.
     """
 
     shard: Shard | None
     output: Path | None
     device: str
+    launched: bool = False
 
 
 def plan_shard(
@@ -210,7 +212,7 @@ def plan_shard(
 
     Example:
         >>> plan_shard(None, "out.csv", environ={"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}, device="cpu")
-        ShardPlan(shard=Shard(index=1, count=2), output=PosixPath('out.part-00001-of-00002.csv'), device='cpu')
+        ShardPlan(shard=Shard(index=1, count=2), output=PosixPath('out.part-00001-of-00002.csv'), device='cpu', launched=True)
     """
     explicit = Shard.parse(shard) if isinstance(shard, str) else shard
     launched = shard_from_env(environ)
@@ -226,7 +228,7 @@ def plan_shard(
             "Under torchrun every rank writes its own part file: pass --output (e.g. -o out.csv gives "
             f"{part_path('out.csv', launched.shard)} on this rank)."
         )
-    return ShardPlan(launched.shard, part_path(output, launched.shard), launched.device(device))
+    return ShardPlan(launched.shard, part_path(output, launched.shard), launched.device(device), launched=True)
 
 
 __all__ = [

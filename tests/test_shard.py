@@ -179,3 +179,24 @@ def test_merge_converts_between_formats_and_drops_a_torn_row(tmp_path: Path) -> 
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert rows[0] == {"path": "p/1.jpg", "label": "positive", "negative": 0.1, "neutral": 0.2, "positive": 0.7, "error": None}
     assert rows[2]["error"] == "p/3.jpg: no such file" and rows[2]["positive"] is None
+
+
+@pytest.mark.slow
+def test_real_torchrun_launch_writes_one_part_per_rank(tiny_model_dir: Path, tree: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.csv"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "imgsent", "classify", str(tree), "-r", "-o", str(out), "-m", str(tiny_model_dir),
+        "--device", "cpu", "--dtype", "float32", "-w", "0",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env, check=False)
+    parts = sorted(tmp_path.glob("out.part-*-of-00002.csv"))
+    assert done.returncode == 0, done.stderr[-2000:]  # error rows must not make torchrun stop the other rank
+    assert len(parts) == 2
+    summary = merge_parts(tmp_path / "all.csv", parts, inputs=[tree], recursive=True)
+    assert summary.rows == 21 and summary.errors == 1

@@ -18,7 +18,7 @@ EPILOG = (
     "    imgsent classify photos/ -r -o part-$SLURM_ARRAY_TASK_ID.csv --shard $SLURM_ARRAY_TASK_ID/8\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
     "**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
-    "2 bad arguments; 3 finished, but some files were unreadable (they have error rows)."
+    "2 bad arguments; 3 finished, but some files were unreadable (they have error rows; 0 under torchrun)."
 )
 
 
@@ -82,7 +82,8 @@ def classify(
         + (f" -> {output}" if output else ""),
         highlight=False,
     )
-    raise typer.Exit(EXIT_PARTIAL if summary.errors else EXIT_OK)
+    # torchrun stops every rank when one exits non-zero, so a rank with error rows must exit 0 there
+    raise typer.Exit(EXIT_PARTIAL if summary.errors and not plan.launched else EXIT_OK)
 
 
 class _progress_bar:
