@@ -16,6 +16,7 @@ from imgsent.errors import InputNotFoundError
 from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence
 from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, repair_torn_line, sidecar_path, write_record
 from imgsent.scan import iter_image_files
+from imgsent.shard import Shard, iter_shard_files
 
 if TYPE_CHECKING:
     from imgsent.predictor import Predictor
@@ -112,7 +113,11 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def count_images(
-    paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False, done: frozenset[str] = frozenset()
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = False,
+    done: frozenset[str] = frozenset(),
+    shard: Shard | None = None,
 ) -> InputCount:
     """Count the image files a run will see, with the same scan the run uses (names only, no decoding).
 
@@ -120,6 +125,7 @@ def count_images(
         paths: Files and folders, e.g. from :func:`expand_inputs`.
         recursive: Descend into sub-folders.
         done: Normalised paths already in a resumed output (:attr:`imgsent.resume.ResumeState.done`).
+        shard: Count only this part of the input (see :func:`classify_files`).
 
     Returns:
         An :class:`InputCount`.
@@ -130,7 +136,7 @@ def count_images(
     """
     cwd = os.getcwd()
     total = skipped = 0
-    for path in iter_image_files(paths, recursive=recursive):
+    for path in iter_shard_files(paths, shard, recursive=recursive):
         if done and path_key(path, cwd) in done:
             skipped += 1
         else:
@@ -173,6 +179,7 @@ def classify_files(
     binary: bool = False,
     total: int | None = None,
     min_confidence: float = 0.0,
+    shard: Shard | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
@@ -201,6 +208,8 @@ def classify_files(
             ``None`` until known.
         min_confidence: Label predictions less confident than this ``"uncertain"`` (counted in
             ``summary.counts["uncertain"]``).
+        shard: Only the files of this :class:`~imgsent.shard.Shard` (by a hash of their path
+            relative to the folder given); ``None`` for all. Works with ``resume``.
 
     Returns:
         A :class:`ClassifySummary`.
@@ -224,7 +233,7 @@ def classify_files(
         state = read_resume_state(output, fmt)
         check_record(state.record, record, output=output, force=force)
         done, summary.resumed_rows = state.done, state.rows
-    scanned = _CountingScan(iter_image_files(paths, recursive=recursive), done, summary)
+    scanned = _CountingScan(iter_shard_files(paths, shard, recursive=recursive), done, summary)
     stream: TextIO
     if output is None:
         stream, close = sys.stdout, False

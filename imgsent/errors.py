@@ -77,6 +77,25 @@ class ExplainError(ImgsentError, ValueError):
     """An explanation cannot be computed for this model or input."""
 
 
+class MergeError(ImgsentError, ValueError):
+    """Part files overlap, miss inputs, hold unknown paths, or cannot be read.
+
+    Attributes:
+        duplicates: Paths that appear in more than one row.
+        missing: Input files that no part has a row for.
+        unexpected: Rows whose path is not in the input listing.
+    """
+
+    def __init__(
+        self, message: str, *, duplicates: tuple[str, ...] | list[str] = (),
+        missing: tuple[str, ...] | list[str] = (), unexpected: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.duplicates = list(duplicates)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+
+
 def require_extra(module: str, extra: str) -> None:
     """Raise :class:`MissingExtraError` unless ``module`` is importable."""
     import importlib.util

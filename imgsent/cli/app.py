@@ -62,10 +62,11 @@ def _root(
 
 
 def _register() -> None:
-    from imgsent.cli import classify, evaluate, hub, report
+    from imgsent.cli import classify, evaluate, hub, merge, report
     from imgsent.cli.distill import distill_app
 
     app.command(cls=Command, epilog=classify.EPILOG)(classify.classify)
+    app.command(cls=Command, epilog=merge.EPILOG)(merge.merge)
     app.command(cls=Command)(hub.models)
     app.command(cls=Command, epilog=hub.DOWNLOAD_EPILOG)(hub.download)
     app.command(cls=Command, epilog=evaluate.EPILOG)(evaluate.evaluate)

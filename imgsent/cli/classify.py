@@ -11,15 +11,18 @@ from typer.core import TyperArgument, TyperOption
 
 from imgsent.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, ModelOpt, RevisionOpt, err
 from imgsent.cli.options import check_run_options, progress_bar
+from imgsent.errors import ImgsentError
 
 EPILOG = (
     "**Examples**\n\n"
     "    imgsent classify photos/ -o out.csv\n\n"
     "    imgsent classify 'photos/**/*.jpg' -o out.jsonl --resume\n\n"
+    "    imgsent classify photos/ -r -o part-$SLURM_ARRAY_TASK_ID.csv --shard $SLURM_ARRAY_TASK_ID/8\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
     "**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
     "2 bad arguments, missing inputs or no images (found before loading the model; nothing written); "
-    "3 finished, but some files were unreadable (they have error rows); 130 interrupted (rerun with --resume)."
+    "3 finished, but some files were unreadable (they have error rows; 0 under torchrun, so the other ranks go on); "
+    "130 interrupted (rerun with --resume)."
 )
 
 
@@ -58,6 +61,10 @@ def classify(
     report: Annotated[
         Optional[Path], typer.Option("--report", help="Also write an HTML report of the run here (needs --output).")
     ] = None,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(help="Classify only part K of N (K from 0), by a hash of each path relative to its folder. Set by RANK/WORLD_SIZE under torchrun."),
+    ] = None,
 ) -> None:
     """Classify image files and write one row per file: path, label, probabilities, error.
 
@@ -68,19 +75,27 @@ def classify(
     from imgsent.classify import classify_files, count_images, expand_inputs, run_record
     from imgsent.outputs import infer_format
     from imgsent.resume import ResumeState, check_record, read_resume_state
+    from imgsent.shard import Shard, plan_shard
 
     check_run_options(device=device, dtype=dtype, fmt=fmt)
+    if shard is not None:
+        try:
+            Shard.parse(shard)
+        except ImgsentError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--shard'") from None
     if resume and output is None:
         raise typer.BadParameter("--resume needs --output: it reads the rows already written there.", param_hint="'--resume'")
     if force and not resume:
         raise typer.BadParameter("--force only applies to --resume.", param_hint="'--force'")
     if report is not None and output is None:
         raise typer.BadParameter("--report needs --output: the report is made from the rows written there.", param_hint="'--report'")
+    plan = plan_shard(shard, output, device=device)  # under torchrun: this rank's part and part file
+    output = plan.output
     chosen = infer_format(output, fmt)  # type: ignore[arg-type]
     inputs = expand_inputs(paths)
     state = read_resume_state(output, chosen) if resume and output is not None else ResumeState()
-    count = count_images(inputs, recursive=recursive, done=state.done)
-    if count.total + count.done == 0:
+    count = count_images(inputs, recursive=recursive, done=state.done, shard=plan.shard)
+    if count.total + count.done == 0 and plan.shard is None:  # a shard of a small folder may be empty
         hint = (
             f" The input holds {count.subfolders} sub-folder(s): add --recursive to look inside them."
             if count.subfolders else " Image files need an image extension such as .jpg or .png."
@@ -99,7 +114,7 @@ def classify(
 
     from imgsent.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+    predictor = Predictor.from_pretrained(model, revision=revision, device=plan.device, dtype=dtype)
     if resume:
         check_record(state.record, run_record(predictor, chosen, binary=binary), output=output or "", force=force)
     _print_header(predictor, count.total, count.done, output, chosen, resume=resume)
@@ -115,7 +130,7 @@ def classify(
         try:
             summary = classify_files(
                 predictor, inputs, output=output, fmt=chosen, recursive=recursive, resume=resume, force=force,
-                batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence, total=count.total,
+                batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence, total=count.total, shard=plan.shard,
                 on_progress=on_progress,
             )
         except KeyboardInterrupt:
@@ -136,7 +151,8 @@ def classify(
         f"{resumed}; {summary.images_per_second:.1f} images/s" + (f" -> {output}" if output else "")
         + (f", report -> {report}" if report else "")
     )
-    raise typer.Exit(EXIT_PARTIAL if summary.errors else EXIT_OK)
+    # torchrun stops every rank when one exits non-zero, so a rank with error rows must exit 0 there
+    raise typer.Exit(EXIT_PARTIAL if summary.errors and not plan.launched else EXIT_OK)
 
 
 def _print_header(predictor: object, total: int, done: int, output: Optional[Path], fmt: str, *, resume: bool) -> None:

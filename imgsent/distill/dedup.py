@@ -9,8 +9,9 @@
 For unit vectors the distance is ``sqrt(2 - 2 cos)``, so ``0.15`` means cosine similarity
 above ``1 - 0.15**2 / 2 = 0.98875``. The search is exact (all pairs), in blocks of
 ``block_size`` rows, so extra memory is ``O(block_size**2)`` on top of the ``N x D``
-float32 embedding matrix; time is ``O(N**2 D)``, fine for up to a few hundred thousand
-images on a CPU.
+float32 embedding matrix; time is ``O(N**2 D)``, fine for up to about a hundred thousand
+images on a CPU. Larger corpora use a FAISS index (:mod:`imgsent.distill.ann`) when
+``imgsent[ann]`` is installed.
 
 The embedding function is injected, so this module does not depend on any model code:
 it takes a list of image paths and returns a float tensor of shape ``[len(paths), D]``.
@@ -19,7 +20,7 @@ it takes a list of image paths and returns a float tensor of shape ``[len(paths)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 EmbedFn = Callable[[list[str]], "torch.Tensor"]
 DuplicateKind = Literal["exact", "near"]
+SearchMethod = Literal["auto", "exact", "faiss"]
 DEFAULT_THRESHOLD = 0.15
 
 
@@ -124,6 +126,7 @@ def find_near_duplicates(
     threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = 256,
     block_size: int = 4096,
+    search: SearchMethod = "auto",
 ) -> DedupReport:
     """Group images whose normalised embeddings lie closer than ``threshold``; keep one per group.
 
@@ -134,6 +137,10 @@ def find_near_duplicates(
             images are duplicates. Default 0.15 (the paper's value).
         batch_size: Paths passed to ``embed`` per call. Default 256.
         block_size: Rows per block of the distance computation. Default 4096.
+        search: ``"exact"`` compares all pairs; ``"faiss"`` finds candidates with a FAISS
+            inverted-file index (:mod:`imgsent.distill.ann`, ``imgsent[ann]``); ``"auto"`` uses
+            FAISS from ``ann.ANN_MIN_SIZE`` images on when it is installed. Candidates are checked
+            alike, so both remove the same images whenever FAISS finds every pair.
 
     Returns:
         A :class:`DedupReport`; each removed image names its group's kept image, the
@@ -174,24 +181,17 @@ def find_near_duplicates(
     # cos > 1 - t^2/2  <=>  distance < t (unit vectors); the slack covers float32 rounding, and
     # candidates are then checked with the directly computed distance (no cancellation error).
     min_cos = 1.0 - threshold * threshold / 2.0 - 1e-5
-    for start in range(0, n, block_size):
-        rows = emb[start : start + block_size]
-        for other in range(start, n, block_size):
-            sims = rows @ emb[other : other + block_size].T
-            hits = torch.nonzero(sims > min_cos, as_tuple=False)
-            for a, b in hits.tolist():
-                i, j = start + a, other + b
-                if j <= i:
-                    continue
-                dist = float(torch.linalg.vector_norm(emb[i] - emb[j]))
-                if dist >= threshold:
-                    continue
-                for node, mate in ((i, j), (j, i)):
-                    if node not in best or dist < best[node][0]:
-                        best[node] = (dist, mate)
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)  # the root is the earliest index
+    for i_idx, j_idx in _candidate_pairs(emb, min_cos, block_size, search):
+        dists = torch.linalg.vector_norm(emb[i_idx] - emb[j_idx], dim=1)
+        for i, j, dist in zip(i_idx.tolist(), j_idx.tolist(), dists.tolist()):
+            if dist >= threshold:
+                continue
+            for node, mate in ((i, j), (j, i)):
+                if node not in best or (dist, mate) < best[node]:  # ties: the earliest mate, in any search order
+                    best[node] = (dist, mate)
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)  # the root is the earliest index
     for i, path in enumerate(paths):
         root = find(i)
         if root == i:
@@ -209,6 +209,7 @@ def deduplicate(
     threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = 256,
     block_size: int = 4096,
+    search: SearchMethod = "auto",
 ) -> DedupReport:
     """Remove exact duplicates, then (when ``embed`` is given) near duplicates among the rest.
 
@@ -221,7 +222,7 @@ def deduplicate(
     if embed is None:
         return exact
     near = find_near_duplicates(
-        exact.kept, embed, threshold=threshold, batch_size=batch_size, block_size=block_size
+        exact.kept, embed, threshold=threshold, batch_size=batch_size, block_size=block_size, search=search
     )
     # An exact copy of an image removed as a near duplicate belongs to the same group.
     survivor = {d.path: d.kept for d in near.removed}
@@ -239,6 +240,32 @@ def apply_dedup(posts: Iterable[Post], report: DedupReport) -> Iterable[Post]:
         images = tuple(i for i in post.images if i not in gone)
         if images:
             yield replace(post, images=images) if len(images) != len(post.images) else post
+
+
+def _candidate_pairs(
+    emb: torch.Tensor, min_cos: float, block_size: int, search: SearchMethod
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Index pairs ``i < j`` with inner product above ``min_cos``: all pairs in blocks, or FAISS's."""
+    import importlib.util
+
+    import torch
+
+    from imgsent.distill import ann
+
+    if search not in ("auto", "exact", "faiss"):
+        raise ValueError(f"search must be 'auto', 'exact' or 'faiss', got {search!r}.")
+    n = emb.shape[0]
+    if search == "faiss" or (search == "auto" and n >= ann.ANN_MIN_SIZE and importlib.util.find_spec("faiss")):
+        yield from ann.faiss_candidates(emb, min_cos)
+        return
+    for start in range(0, n, block_size):
+        rows = emb[start : start + block_size]
+        for other in range(start, n, block_size):
+            a, b = torch.nonzero(rows @ emb[other : other + block_size].T > min_cos, as_tuple=True)
+            i, j = a + start, b + other
+            keep = j > i
+            if keep.any():
+                yield i[keep], j[keep]
 
 
 def _embed_all(paths: list[str], embed: EmbedFn, batch_size: int) -> torch.Tensor:
@@ -265,6 +292,7 @@ __all__ = [
     "DedupReport",
     "Duplicate",
     "EmbedFn",
+    "SearchMethod",
     "apply_dedup",
     "deduplicate",
     "find_exact_duplicates",
