@@ -177,7 +177,9 @@ def test_merge_converts_between_formats_and_drops_a_torn_row(tmp_path: Path) -> 
     summary = merge_parts(out, [a, b])
     assert summary.rows == 3 and summary.errors == 1 and summary.torn == [str(b)]
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert rows[0] == {"path": "p/1.jpg", "label": "positive", "negative": 0.1, "neutral": 0.2, "positive": 0.7, "error": None}
+    # parts written before the confidence column merge with an empty one
+    assert rows[0] == {"path": "p/1.jpg", "label": "positive", "confidence": None, "negative": 0.1, "neutral": 0.2,
+                       "positive": 0.7, "error": None}
     assert rows[2]["error"] == "p/3.jpg: no such file" and rows[2]["positive"] is None
 
 
