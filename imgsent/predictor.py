@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Iterable, Iterator
@@ -11,11 +10,11 @@ from typing import Any, Literal
 import torch
 
 from imgsent.data import DecodedBatch, default_workers, iter_batches
+from imgsent.engines import Backend, Engine, load_engine
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS
 from imgsent.model import SentimentModel
 from imgsent.outputs import Prediction, label_from_probabilities
-from imgsent.transforms import normalize
 
 DeviceLike = str | torch.device
 DtypeLike = Literal["auto", "float32", "bfloat16", "float16"] | torch.dtype
@@ -47,15 +46,13 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
-    """``"auto"`` is bfloat16 (or float16 without bf16 support) on CUDA, bfloat16 on CPUs with
-    native bf16 (AVX512-BF16 or AMX), and float32 elsewhere."""
+    """``"auto"`` is bfloat16 (or float16 without bf16 support) autocast on CUDA and float32
+    everywhere else, so CPU labels are the same on every x86 and ARM processor."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16
         return torch.float32
     if dtype not in _DTYPES:
         raise InvalidConfigError(f"Invalid dtype {dtype!r}. Use one of: auto, {', '.join(_DTYPES)}.")
@@ -66,7 +63,7 @@ def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; read from /proc/cpuinfo).
 
-    Without it bf16 is emulated and slower than float32, so ``dtype="auto"`` stays float32.
+    Without it bf16 is emulated and slower than float32; ``dtype="bfloat16"`` on CPU is opt-in.
     """
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -91,15 +88,15 @@ class Predictor:
         ['positive', 'negative']
     """
 
-    def __init__(self, model: SentimentModel, *, device: DeviceLike = "auto", dtype: DtypeLike = "auto") -> None:
+    def __init__(
+        self, model: SentimentModel, *, device: DeviceLike = "auto", dtype: DtypeLike = "auto", backend: Backend = "auto"
+    ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.config = model.config
-        self.model = model.eval().to(self.device)
-        if self.device.type == "cpu" and self.dtype != torch.float32:
-            self.model = self.model.to(self.dtype)  # CPU autocast is slower than casting the weights
-        if self.device.type in ("cuda", "cpu"):  # oneDNN and cuDNN convolutions are fastest channels-last
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.engine = load_engine(model, backend=backend, device=self.device, dtype=self.dtype)
+        self.backend = self.engine.name
+        self.model = model
         # Light models spend as long decoding as computing: on CPU they give the workers their own cores.
         self._light = sum(p.numel() for p in model.parameters()) < _LIGHT_MODEL_PARAMS
 
@@ -114,6 +111,7 @@ class Predictor:
         local_files_only: bool | None = None,
         device: DeviceLike = "auto",
         dtype: DtypeLike = "auto",
+        backend: Backend = "auto",
     ) -> Predictor:
         """Load a model and wrap it for prediction.
 
@@ -125,9 +123,11 @@ class Predictor:
             token: Hub token for private repos.
             local_files_only: Use only the local cache (also ``HF_HUB_OFFLINE=1``).
             device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
-            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA; bf16 weights on CPUs with native
-                bf16, float32 on other CPUs), ``"float32"``,
+            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
                 ``"bfloat16"`` or ``"float16"``.
+            backend: ``"auto"`` (the fastest installed engine that is exact for this device and
+                dtype: OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs),
+                ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
 
         Returns:
             A ready :class:`Predictor`.
@@ -144,7 +144,7 @@ class Predictor:
         loaded = SentimentModel.from_pretrained(
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
-        return cls(loaded, device=device, dtype=dtype)
+        return cls(loaded, device=device, dtype=dtype, backend=backend)
 
     def predict(
         self,
@@ -224,24 +224,14 @@ class Predictor:
             max_pixels=max_pixels,
         )
         if self.device.type == "cpu" and workers > 0 and self._light:
-            return _with_compute_threads(batches, max(1, _cores() - workers))
+            return _with_compute_threads(self.engine, batches, max(1, _cores() - workers))
         return batches
 
-    @torch.inference_mode()
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
-        """Run the model on a decoded batch; returns probabilities [n_ok, 3] on CPU in float32."""
+        """Run the engine on a decoded batch; returns probabilities [n_ok, 3] on CPU in float32."""
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
-        pixels = batch.pixels.to(self.device, non_blocking=True)
-        if self.device.type in ("cuda", "cpu"):
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            autocast = torch.autocast("cuda", dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
-            with autocast:
-                logits = self.model(normalize(pixels, self.config.preprocess))
-        else:
-            logits = self.model(normalize(pixels, self.config.preprocess, dtype=self.dtype))
-        return torch.softmax(logits.float(), dim=-1).cpu()
+        return self.engine.forward(batch.pixels)
 
     @staticmethod
     def postprocess(batch: DecodedBatch, probs: torch.Tensor, *, binary: bool = False) -> list[Prediction]:
@@ -262,18 +252,18 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _with_compute_threads(batches: Iterator[DecodedBatch], threads: int) -> Iterator[DecodedBatch]:
-    """Run torch on the cores the decoding workers leave free while the batches are consumed.
+def _with_compute_threads(engine: Engine, batches: Iterator[DecodedBatch], threads: int) -> Iterator[DecodedBatch]:
+    """Run the engine on the cores the decoding workers leave free while the batches are consumed.
 
-    Oversubscribing (torch on every core plus busy decoding workers) makes OpenMP threads wait on
-    each other: on 2 cores it runs the default model 3x slower than one torch thread.
+    Oversubscribing (compute threads on every core plus busy decoding workers) makes OpenMP threads
+    wait on each other: on 2 cores it runs the default model 3x slower than one torch thread.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(previous, threads))
+    previous = engine.threads
+    engine.set_threads(min(previous or _cores(), threads))
     try:
         yield from batches
     finally:
-        torch.set_num_threads(previous)
+        engine.set_threads(previous)
 
 
 def _as_list(images: Any) -> list[Any]:
@@ -289,8 +279,8 @@ def _as_list(images: Any) -> list[Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str) -> Predictor:
-    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)  # type: ignore[arg-type]
+def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str, backend: str) -> Predictor:
+    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)  # type: ignore[arg-type]
 
 
 def predict(
@@ -300,6 +290,7 @@ def predict(
     revision: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    backend: str = "auto",
     batch_size: int = 32,
     workers: int | None = None,
     binary: bool = False,
@@ -312,7 +303,8 @@ def predict(
             folder or a Hub repo id.
         revision: Hub branch, tag or commit sha.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-        dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        dtype: ``"auto"`` (float32 on CPU), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral and compare negative with positive (the paper's protocol).
@@ -326,5 +318,5 @@ def predict(
         'positive'
     """
     key = None if model is None else str(model)
-    predictor = _cached_predictor(key, revision, str(device), str(dtype))
+    predictor = _cached_predictor(key, revision, str(device), str(dtype), str(backend))
     return predictor.predict(images, batch_size=batch_size, workers=workers, binary=binary)
