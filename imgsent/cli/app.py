@@ -34,6 +34,10 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Model: a known name, a local folder or a Hub repo id. Default: the bundled model."),
 ]
 RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub branch, tag or commit sha to pin.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(help="auto (fastest exact engine installed), torch, onnxruntime or openvino (pip install 'imgsent[cpu]')."),
+]
 
 
 def fail(exc: Exception) -> None:
@@ -50,6 +54,7 @@ def _register() -> None:
     app.command()(hub.download)
     app.command(epilog=evaluate_epilog())(evaluate)
     app.add_typer(distill_app(), name="distill")
+    app.add_typer(export_app(), name="export")
 
 
 def evaluate_epilog() -> str:
@@ -72,8 +77,9 @@ def evaluate(
     workers: Annotated[Optional[int], typer.Option(min=0)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, mps.")] = "auto",
     dtype: Annotated[
-        str, typer.Option(help="float32 (default: exact and the same on every machine), bfloat16, float16 or auto.")
-    ] = "float32",
+        str, typer.Option(help="auto (float32 on CPU, bf16/fp16 on CUDA), float32, bfloat16 or float16.")
+    ] = "auto",
+    backend: BackendOpt = "auto",
     tta: Annotated[bool, typer.Option(help="Average predictions over the image and its mirror.")] = False,
 ) -> None:
     """Measure accuracy with the paper's binary protocol on a labelled benchmark."""
@@ -83,7 +89,7 @@ def evaluate(
 
     try:
         predictor = Predictor.from_pretrained(
-            None if model == "default" else model, revision=revision, device=device, dtype=dtype
+            None if model == "default" else model, revision=revision, device=device, dtype=dtype, backend=backend
         )
         report = evaluate_labels(predictor, labels, images_root=images_root, batch_size=batch_size, workers=workers, tta=tta)
     except ImgsentError as exc:
@@ -101,6 +107,12 @@ def distill_app() -> typer.Typer:
     from imgsent.cli.distill import distill_app as build
 
     return build()
+
+
+def export_app() -> typer.Typer:
+    from imgsent.cli.export import export_app as build
+
+    return build
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgsent.cli.app import EXIT_OK, EXIT_PARTIAL, ModelOpt, RevisionOpt, err, fail
+from imgsent.cli.app import EXIT_OK, EXIT_PARTIAL, BackendOpt, ModelOpt, RevisionOpt, err, fail
 from imgsent.errors import ImgsentError
 from imgsent.outputs import OutputFormat
 
@@ -33,7 +33,8 @@ def classify(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 32,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0, help="Decoding processes. Default: automatic.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (float32 on CPU, bf16/fp16 on CUDA), float32, bfloat16 or float16.")] = "auto",
+    backend: BackendOpt = "auto",
     binary: Annotated[bool, typer.Option(help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
     resume: Annotated[bool, typer.Option(help="Skip files already in --output and append the rest.")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")] = None,
@@ -54,7 +55,7 @@ def classify(
     chosen: OutputFormat = infer_format(output, fmt)  # type: ignore[arg-type]
     show = err.is_terminal if progress is None else progress
     try:
-        predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+        predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)
         with _progress_bar(show) as on_progress:
             summary = classify_files(
                 predictor, paths, output=output, fmt=chosen, recursive=recursive, resume=resume,
