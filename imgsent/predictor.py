@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -96,9 +97,18 @@ class Predictor:
         self.config = model.config
         self.engine = load_engine(model, backend=backend, device=self.device, dtype=self.dtype)
         self.backend = self.engine.name
-        self.model = model
+        self._model: SentimentModel | None = model
+        self._folder: Path | None = None
         # Light models spend as long decoding as computing: on CPU they give the workers their own cores.
         self._light = sum(p.numel() for p in model.parameters()) < _LIGHT_MODEL_PARAMS
+
+    @property
+    def model(self) -> SentimentModel:
+        """The torch model (loaded on first access when a cached ONNX export made it unnecessary)."""
+        if self._model is None:
+            assert self._folder is not None
+            self._model = SentimentModel.from_folder(self._folder)
+        return self._model
 
     @classmethod
     def from_pretrained(
@@ -141,10 +151,19 @@ class Predictor:
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
-        loaded = SentimentModel.from_pretrained(
-            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+        from imgsent.engines.folder import engine_for_folder, weights_numel
+        from imgsent.hub import resolve_model_dir
+
+        folder = resolve_model_dir(model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+        self = cls.__new__(cls)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.engine, self.config, self._model = engine_for_folder(  # type: ignore[assignment]
+            Path(folder), backend=backend, device=self.device, dtype=self.dtype
         )
-        return cls(loaded, device=device, dtype=dtype, backend=backend)
+        self.backend, self._folder = self.engine.name, Path(folder)
+        self._light = weights_numel(Path(folder)) < _LIGHT_MODEL_PARAMS
+        return self
 
     def predict(
         self,

@@ -158,3 +158,21 @@ def test_cli_export_unknown_model_fails_cleanly(tmp_path):
     result = CliRunner().invoke(app, ["export", "onnx", str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
     assert "error:" in result.output and not (tmp_path / "m.onnx").exists()
+
+
+def test_cached_export_skips_building_the_torch_network(tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import os
+    import subprocess
+
+    script = (
+        "import sys; from imgsent.predictor import Predictor; "
+        f"p = Predictor.from_pretrained({str(tiny_model_dir)!r}, device='cpu', backend='onnxruntime'); "
+        "print(p.backend, 'timm' in sys.modules, p._model is None, p.predict(__import__('torch').zeros(3, 32, 32, dtype=__import__('torch').uint8))[0].label is not None); "
+        "print(type(p.model).__name__)"
+    )
+    env = {**os.environ, "IMGSENT_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.splitlines()[0].split()[2:] == ["False", "True"]  # cache miss: the network was built
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert second.stdout.splitlines() == ["onnxruntime False True True", "SentimentModel"]  # loaded lazily on access

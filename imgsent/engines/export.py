@@ -158,10 +158,12 @@ def _valid_entry(folder: Path) -> Path | None:
     return None
 
 
-def cached_onnx(model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def cached_onnx(
+    model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None
+) -> Path:
     """The ONNX export of ``model`` from the cache, exporting it on first use.
 
-    Entries are keyed by :func:`model_digest`, so a changed config or weight never reuses a
+    Entries are keyed by :func:`model_digest` (or ``key``, a digest of the model's files), so a changed config or weight never reuses a
     stale export. An entry whose file does not match the size and SHA-256 in its manifest
     (truncated, edited, half-written) is exported again. Writes are atomic (temporary folder,
     then rename), so concurrent processes never see a partial entry.
@@ -171,7 +173,7 @@ def cached_onnx(model: SentimentModel, *, cache_dir: str | os.PathLike[str] | No
         EngineError: The export failed.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    folder = root / model_digest(model)
+    folder = root / (key or model_digest(model))
     found = _valid_entry(folder)
     if found is not None:
         return found
