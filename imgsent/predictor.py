@@ -12,6 +12,7 @@ import torch
 
 from imgsent.data import DecodedBatch, default_workers, iter_batches
 from imgsent.engines import Backend, Engine, load_engine
+from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS
 from imgsent.model import SentimentModel
@@ -234,6 +235,10 @@ class Predictor:
         if workers is not None and workers < 0:
             raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
         workers = default_workers(self.device) if workers is None else workers
+        if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
+            return iter_gpu_batches(
+                images, self.config.preprocess, batch_size=batch_size, workers=workers, device=self.device, max_pixels=max_pixels
+            )
         batches = iter_batches(
             images,
             self.config.preprocess,
