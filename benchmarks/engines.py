@@ -147,13 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--bf16-images", type=int, default=None, help="Limit the bf16 check to the first N twitter1-dev photos.")
+    parser.add_argument("--min-seconds", type=float, default=2.0, help="Timing window per forward cell.")
     parser.add_argument("--base", type=Path, help="A checkout of the previous release, for start-up before/after.")
     parser.add_argument("--skip", nargs="*", default=[], choices=["forward", "vit", "startup", "classify", "bf16"])
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("IMGSENT_BENCH_DIR", "/tmp/imgsent-bench")))
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "engines.json")
     args = parser.parse_args(argv)
     specs: list[ModelSpec] = [TINY] if args.tiny else [DEFAULT, VIT_B16]
-    min_seconds = 0.2 if args.tiny else 2.0
+    min_seconds = 0.2 if args.tiny else args.min_seconds
     results: dict[str, Any] = {"machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "forward": {}}
     for spec in specs:
         if "forward" in args.skip or (spec is VIT_B16 and "vit" in args.skip):
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print("classify:", results["classify"], flush=True)
     shared = REPO.parent / "shared" / "data" / "twitter1-dev" / "images"
     if "bf16" not in args.skip and shared.is_dir() and not args.tiny:
-        results["bf16"] = bf16_agreement(folder, sorted(str(p) for p in shared.glob("*.jpg")))
+        results["bf16"] = bf16_agreement(folder, sorted(str(p) for p in shared.glob("*.jpg"))[: args.bf16_images])
         print("bf16:", results["bf16"], flush=True)
     write_json(args.output, results)
     return 0

@@ -52,8 +52,10 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
         MissingExtraError: The backend's package is not installed.
 
     Example:
-        >>> resolve_backend("auto", torch.device("cpu"), torch.float32)
+        >>> resolve_backend("auto", torch.device("cpu"), torch.float32)  # with imgsent[cpu] installed
         'openvino'
+        >>> resolve_backend("auto", torch.device("cuda"), torch.bfloat16)
+        'torch'
     """
     if backend not in BACKENDS:
         raise InvalidConfigError(f"Invalid backend {backend!r}. Use one of: {', '.join(BACKENDS)}.")

@@ -65,6 +65,7 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
 
     Example:
         >>> import onnx
+        >>> from imgsent.model import SentimentModel
         >>> path = export_onnx(SentimentModel.from_pretrained(), "model.onnx")
         >>> {p.key: p.value for p in onnx.load(path).metadata_props}["imgsent.mean"]
         '[0.5, 0.5, 0.5]'
