@@ -18,8 +18,10 @@ Sections of the JSON it prints:
 * ``correctness``: GPU bf16 predictions against CPU float32 predictions on the same decoded batch.
 * ``forward``: img/s per model and input size at the best batch size, bf16 autocast, channels-last,
   with GFLOPs per image, achieved TFLOPS and the fraction of the roofline.
-* ``decode``: CPU worker decoding (imgsent's DataLoader path) against batched ``decode_jpeg(device="cuda")``.
-* ``end_to_end``: ViT-B/16 from JPEG files, with CPU worker decoding (stock Predictor) and with GPU decoding.
+* ``decode``: CPU worker decoding (imgsent's DataLoader path) against batched ``decode_jpeg(device="cuda")``,
+  raw and through imgsent's GPU decode path (``imgsent.engines.gpu_decode``, the CUDA default).
+* ``end_to_end``: ViT-B/16 from JPEG files through the Predictor with its CUDA default (GPU decoding),
+  with CPU worker decoding, and with a hand-written GPU-decode loop.
 """
 
 from __future__ import annotations
@@ -198,13 +200,36 @@ def end_to_end_gpu_decode(paths: list[str], model: Any, device: Any, batch_size:
     return done / (time.perf_counter() - start)
 
 
-def end_to_end_predictor(paths: list[str], model: Any, device: Any, batch_size: int, workers: int) -> float:
-    """ViT from JPEG files through the stock Predictor (CPU worker decoding, bf16 autocast on CUDA)."""
+def end_to_end_predictor(paths: list[str], model: Any, device: Any, batch_size: int, workers: int, *, cpu_decode: bool = False) -> float:
+    """ViT from JPEG files through the Predictor, bf16 autocast on CUDA.
+
+    By default the Predictor decodes JPEGs on the GPU on CUDA (``imgsent.engines.gpu_decode``);
+    ``cpu_decode=True`` feeds it imgsent's CPU worker batches instead, for the comparison.
+    """
+    from imgsent.data import iter_batches
     from imgsent.predictor import Predictor
 
     predictor = Predictor(model, device=device, dtype="bfloat16")
     start = time.perf_counter()
-    done = sum(1 for _ in predictor.iter_predict(paths, batch_size=batch_size, workers=workers))
+    if cpu_decode:
+        batches = iter_batches(paths, predictor.config.preprocess, batch_size=batch_size, workers=workers,
+                               pin_memory=device.type == "cuda")
+        done = sum(predictor.forward(b).shape[0] for b in batches)
+    else:
+        done = sum(1 for _ in predictor.iter_predict(paths, batch_size=batch_size, workers=workers))
+    sync(device)
+    return done / (time.perf_counter() - start)
+
+
+def imgsent_gpu_decode(paths: list[str], image_size: int, device: Any, batch_size: int, workers: int) -> float:
+    """img/s of imgsent's GPU decode path alone (bytes read in workers, batched nvJPEG, on-device resize)."""
+    from imgsent.config import PreprocessConfig
+    from imgsent.engines.gpu_decode import iter_gpu_batches
+
+    cfg = PreprocessConfig(image_size=image_size)
+    start = time.perf_counter()
+    done = sum(b.pixels.shape[0] for b in iter_gpu_batches(paths, cfg, batch_size=batch_size, workers=workers, device=device))
+    sync(device)
     return done / (time.perf_counter() - start)
 
 
@@ -278,13 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_workers_img_s": cpu_worker_decode(paths, 224 if not dry else 32, workers, e2e_batch),
         "gpu_decode_jpeg_img_s": rate(lambda: gpu_decode_resize(tensors, 224 if not dry else 32, device), len(tensors),
                                       device, min_seconds=min_seconds, warmup=1) if device.type == "cuda" else None,
+        "imgsent_gpu_decode_img_s": imgsent_gpu_decode(paths, 224 if not dry else 32, device, e2e_batch, workers)
+        if device.type == "cuda" else None,
     }
     report("decode", decode)
 
     arch, margs, image_size = models["vit_b16_224"]
     e2e = {
-        "stock_predictor_cpu_decode_img_s": end_to_end_predictor(paths, build_model(arch, margs, image_size), device,
-                                                                 e2e_batch, workers),
+        "predictor_default_img_s": end_to_end_predictor(paths, build_model(arch, margs, image_size), device,
+                                                        e2e_batch, workers),
+        "predictor_cpu_decode_img_s": end_to_end_predictor(paths, build_model(arch, margs, image_size), device,
+                                                           e2e_batch, workers, cpu_decode=True),
         "gpu_decode_img_s": end_to_end_gpu_decode(paths, build_model(arch, margs, image_size), device, e2e_batch, workers),
         "target_img_s": 5000,
     }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -134,23 +134,24 @@ def collate(items: list[_Item]) -> DecodedBatch:
 
 
 def make_loader(
-    dataset: DecodeDataset,
+    dataset: DecodeDataset | Any,
     batches: Iterable[list[Any]],
     *,
     workers: int,
     pin_memory: bool = False,
     prefetch: int = 2,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
-    """The DataLoader of ``dataset`` over the given batches of keys.
+    """The DataLoader of ``dataset`` (anything indexable by the keys) over the given batches of keys.
 
     Its own seeded generator leaves the global RNG untouched, so loading never changes
-    what a seeded run draws elsewhere.
+    what a seeded run draws elsewhere. ``collate_fn`` defaults to :func:`collate`.
     """
     return DataLoader(
         dataset,
         batch_sampler=batches,  # type: ignore[arg-type]
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate if collate_fn is None else collate_fn,
         pin_memory=pin_memory,
         prefetch_factor=prefetch if workers > 0 else None,
         generator=torch.Generator().manual_seed(0),

@@ -105,3 +105,7 @@ def require_extra(module: str, extra: str) -> None:
             f"This feature needs the optional package {module!r}. "
             f"Install it with: pip install 'imgsent[{extra}]'"
         )
+
+
+class EngineError(ImgsentError, RuntimeError):
+    """An inference engine could not export, load or run a model."""

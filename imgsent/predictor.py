@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
+from imgsent.engines import Backend, Engine, load_engine
+from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
@@ -19,13 +21,12 @@ from imgsent.outputs import Prediction, check_min_confidence, labelled
 from imgsent.runtime import (
     DeviceLike,
     DtypeLike,
+    capped_threads,
     compute_threads,
     default_workers,
     resolve_device,
     resolve_dtype,
-    torch_threads,
 )
-from imgsent.transforms import normalize
 
 _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT-B/16 86 M
 
@@ -45,15 +46,13 @@ class Predictor:
         ['positive', None]
     """
 
-    engine: str = "torch"
-    """The inference engine."""
-
     def __init__(
         self,
         model: SentimentModel,
         *,
         device: DeviceLike = "auto",
         dtype: DtypeLike = "auto",
+        backend: Backend = "auto",
         name: str = "custom",
         revision: str | None = None,
     ) -> None:
@@ -64,13 +63,20 @@ class Predictor:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.config = model.config
-        self.model = model.eval().to(self.device)
-        if self.device.type == "cpu" and self.dtype != torch.float32:
-            self.model = self.model.to(self.dtype)  # CPU autocast is slower than casting the weights
-        if self.device.type in ("cuda", "cpu"):  # oneDNN and cuDNN convolutions are fastest channels-last
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.engine = load_engine(model, backend=backend, device=self.device, dtype=self.dtype)
+        self.backend = self.engine.name
+        self._model: SentimentModel | None = model
+        self._folder: Path | None = None
         # Light models spend as long decoding as computing: on CPU they give the workers their own cores.
         self._light = sum(p.numel() for p in model.parameters()) < _LIGHT_MODEL_PARAMS
+
+    @property
+    def model(self) -> SentimentModel:
+        """The torch model (loaded on first access when a cached ONNX export made it unnecessary)."""
+        if self._model is None:
+            assert self._folder is not None
+            self._model = SentimentModel.from_folder(self._folder)
+        return self._model
 
     @classmethod
     def from_pretrained(
@@ -83,6 +89,7 @@ class Predictor:
         local_files_only: bool | None = None,
         device: DeviceLike = "auto",
         dtype: DtypeLike = "auto",
+        backend: Backend = "auto",
     ) -> Predictor:
         """Load a model and wrap it for prediction.
 
@@ -94,9 +101,11 @@ class Predictor:
             token: Hub token for private repos.
             local_files_only: Use only the local cache (also ``HF_HUB_OFFLINE=1``).
             device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
-            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA; bf16 weights on CPUs with native
-                bf16, float32 on other CPUs), ``"float32"``,
+            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
                 ``"bfloat16"`` or ``"float16"``.
+            backend: ``"auto"`` (the fastest installed engine that is exact for this device and
+                dtype: OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs),
+                ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
 
         Returns:
             A ready :class:`Predictor`.
@@ -110,19 +119,28 @@ class Predictor:
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
+        from imgsent.engines.folder import engine_for_folder, weights_numel
         from imgsent.hub import resolve_model_dir
 
-        folder = resolve_model_dir(
+        folder = Path(resolve_model_dir(
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+        ))
+        self = cls.__new__(cls)
+        self.name, self.revision = _model_name(model), _commit_of(folder, revision)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.engine, self.config, self._model = engine_for_folder(  # type: ignore[assignment]
+            folder, backend=backend, device=self.device, dtype=self.dtype
         )
-        loaded = SentimentModel.from_folder(folder)
-        return cls(loaded, device=device, dtype=dtype, name=_model_name(model), revision=_commit_of(folder, revision))
+        self.backend, self._folder = self.engine.name, folder
+        self._light = weights_numel(folder) < _LIGHT_MODEL_PARAMS
+        return self
 
     def __repr__(self) -> str:
         """``Predictor(model='default', device='cpu', dtype='float32', engine='torch')``, plus the revision when known."""
         revision = f", revision={self.revision!r}" if self.revision else ""
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"Predictor(model={self.name!r}{revision}, device={str(self.device)!r}, dtype={dtype!r}, engine={self.engine!r})"
+        return f"Predictor(model={self.name!r}{revision}, device={str(self.device)!r}, dtype={dtype!r}, engine={self.backend!r})"
 
     def predict(
         self,
@@ -228,7 +246,7 @@ class Predictor:
         workers = self._workers(workers)
         threads = compute_threads(self.device, workers, light=self._light)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
-            with torch_threads(threads):  # scoped to the compute; the previous count is restored
+            with capped_threads(threads, self.engine):  # scoped to the compute; the previous count is restored
                 probs = self.forward(batch)
                 if tta and probs.shape[0]:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
@@ -269,6 +287,11 @@ class Predictor:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
         if batch_size < 1:
             raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
+            return iter_gpu_batches(
+                images, self.config.preprocess, batch_size=batch_size, workers=self._workers(workers),
+                device=self.device, max_pixels=max_pixels,
+            )
         return iter_batches(
             images,
             self.config.preprocess,
@@ -286,24 +309,14 @@ class Predictor:
             raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
         return workers
 
-    @torch.inference_mode()
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
-        """Run the model on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
+        """Run the engine on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
 
-        The logits are divided by the model's ``config.temperature`` before the softmax.
+        The engines divide the logits by the model's ``config.temperature`` before the softmax.
         """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
-        pixels = batch.pixels.to(self.device, non_blocking=True)
-        if self.device.type in ("cuda", "cpu"):
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            autocast = torch.autocast("cuda", dtype=self.dtype) if self.dtype != torch.float32 else contextlib.nullcontext()
-            with autocast:
-                logits = self.model(normalize(pixels, self.config.preprocess))
-        else:
-            logits = self.model(normalize(pixels, self.config.preprocess, dtype=self.dtype))
-        return torch.softmax(logits.float() / self.config.temperature, dim=-1).cpu()
+        return self.engine.forward(batch.pixels)
 
     @staticmethod
     def postprocess(
@@ -350,8 +363,8 @@ def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str) -> Predictor:
-    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)  # type: ignore[arg-type]
+def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str, backend: str) -> Predictor:
+    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)  # type: ignore[arg-type]
 
 
 def predict(
@@ -361,6 +374,7 @@ def predict(
     revision: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    backend: str = "auto",
     batch_size: int = 32,
     workers: int | None = None,
     binary: bool = False,
@@ -373,7 +387,8 @@ def predict(
             folder or a Hub repo id.
         revision: Hub branch, tag or commit sha.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-        dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        dtype: ``"auto"`` (float32 on CPU), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral and compare negative with positive (the paper's protocol).
@@ -387,5 +402,5 @@ def predict(
         'positive'
     """
     key = None if model is None else str(model)
-    predictor = _cached_predictor(key, revision, str(device), str(dtype))
+    predictor = _cached_predictor(key, revision, str(device), str(dtype), str(backend))
     return predictor.predict(images, batch_size=batch_size, workers=workers, binary=binary)

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -49,8 +49,8 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
-    """``"auto"`` is bfloat16 (or float16 without bf16 support) on CUDA, bfloat16 on CPUs with
-    native bf16 (AVX512-BF16 or AMX), and float32 elsewhere.
+    """``"auto"`` is bfloat16 (or float16 without bf16 support) autocast on CUDA and float32
+    everywhere else, so CPU labels are the same on every x86 and ARM processor.
 
     Raises:
         InvalidConfigError: ``dtype`` is not one of the names above.
@@ -64,8 +64,6 @@ def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16
         return torch.float32
     if dtype not in _DTYPES:
         raise InvalidConfigError(f"Invalid dtype {dtype!r}. Use one of: auto, {', '.join(_DTYPES)}.")
@@ -118,29 +116,43 @@ def compute_threads(device: torch.device, workers: int, *, light: bool) -> int |
     return max(1, available_cores() - workers)
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Cap torch's intra-op threads at ``threads`` inside the block and restore the previous count after.
+class ThreadControl(Protocol):
+    """Anything whose compute threads can be read and set: an inference engine."""
 
-    ``None`` changes nothing. The count is never raised above the current one.
+    threads: int  # 0: the engine's default, one per core
+
+    def set_threads(self, threads: int) -> None: ...
+
+
+@contextlib.contextmanager
+def capped_threads(threads: int | None, engine: ThreadControl | None = None) -> Iterator[None]:
+    """Cap compute threads at ``threads`` inside the block and restore the previous count after.
+
+    Args:
+        threads: The cap; ``None`` changes nothing. The count is never raised.
+        engine: The engine whose threads to cap; ``None`` for torch's intra-op threads.
 
     Example:
         >>> before = torch.get_num_threads()
-        >>> with torch_threads(1):
+        >>> with capped_threads(1):
         ...     torch.get_num_threads()
         1
         >>> torch.get_num_threads() == before
         True
     """
-    previous = torch.get_num_threads()
-    if threads is None or threads >= previous:
+    if engine is None:
+        previous, apply = torch.get_num_threads(), torch.set_num_threads
+    else:
+        previous, apply = engine.threads, engine.set_threads
+    current = previous or available_cores()
+    if threads is None or threads >= current:
         yield
         return
-    torch.set_num_threads(threads)
+    apply(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        apply(previous)
 
 
 def worker_init(_: int) -> None:

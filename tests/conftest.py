@@ -62,3 +62,9 @@ def shared_data_or_skip(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (set IMGSENT_SHARED_DATA to its folder)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep ONNX exports made by tests out of the user's cache."""
+    os.environ["IMGSENT_CACHE"] = str(tmp_path_factory.mktemp("imgsent-cache"))

@@ -70,3 +70,20 @@ def test_gpu_check_cpu_dry_run(tmp_path: Path) -> None:
     assert {"default", "vit_b16_224"} <= set(result["forward"])
     assert result["end_to_end_vit_b16_224"]["gpu_decode_img_s"] > 0
     assert result["matmul_roofline_tflops"] > 0
+
+
+@pytest.mark.slow
+def test_engines_benchmark_tiny(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    output = tmp_path / "engines.json"
+    proc = _run(["-m", "benchmarks.engines", "--tiny", "--workdir", str(tmp_path), "--output", str(output)], tmp_path, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(output.read_text())
+    rows = result["forward"]["tiny ViT 32"]
+    assert {(r["backend"], r["dtype"]) for r in rows} == {
+        ("torch", "float32"), ("torch", "bfloat16"), ("onnxruntime", "float32"), ("openvino", "float32"), ("openvino", "bfloat16")
+    }
+    assert all(r["max_abs_diff_vs_torch_fp32"] <= 1e-4 for r in rows if r["dtype"] == "float32")
+    assert result["classify"]["images"] == 20 and 0 <= result["classify"]["label_agreement"] <= 1
+    assert result["startup"]["median_seconds"]["after"] > 0

@@ -8,21 +8,21 @@ from imgsent.runtime import (
     compute_threads,
     default_workers,
     resolve_device,
-    torch_threads,
+    capped_threads,
 )
 
 
-def test_torch_threads_caps_and_restores():
+def test_capped_threads_caps_and_restores():
     before = torch.get_num_threads()
-    with torch_threads(1):
+    with capped_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError), torch_threads(1):
+    with pytest.raises(RuntimeError), capped_threads(1):
         raise RuntimeError("boom")
     assert torch.get_num_threads() == before
-    with torch_threads(None):
+    with capped_threads(None):
         assert torch.get_num_threads() == before
-    with torch_threads(before + 8):  # never raised above the current count
+    with capped_threads(before + 8):  # never raised above the current count
         assert torch.get_num_threads() == before
 
 

@@ -64,6 +64,7 @@ def _root(
 def _register() -> None:
     from imgsent.cli import classify, evaluate, hub, merge, report
     from imgsent.cli.distill import distill_app
+    from imgsent.cli.export import export_app
 
     app.command(cls=Command, epilog=classify.EPILOG)(classify.classify)
     app.command(cls=Command, epilog=merge.EPILOG)(merge.merge)
@@ -73,6 +74,7 @@ def _register() -> None:
     app.command(cls=Command, epilog=report.REPORT_EPILOG)(report.report)
     app.command(cls=Command, epilog=report.EXPLAIN_EPILOG)(report.explain)
     app.add_typer(distill_app(), name="distill")
+    app.add_typer(export_app, name="export")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperArgument, TyperOption
 
-from imgsent.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, ModelOpt, RevisionOpt, err
+from imgsent.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, BackendOpt, ModelOpt, RevisionOpt, err
 from imgsent.cli.options import check_run_options, progress_bar
 from imgsent.errors import ImgsentError
 
@@ -42,7 +42,8 @@ def classify(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 32,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0, help="Decoding processes. Default: automatic.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (float32 on CPU, bf16/fp16 on CUDA), float32, bfloat16 or float16.")] = "auto",
+    backend: BackendOpt = "auto",
     binary: Annotated[bool, typer.Option("--binary", help="Drop neutral and compare negative with positive (the paper's protocol).")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip files already in --output and append the rest (same model, revision, dtype).")
@@ -77,7 +78,7 @@ def classify(
     from imgsent.resume import ResumeState, check_record, read_resume_state
     from imgsent.shard import Shard, plan_shard
 
-    check_run_options(device=device, dtype=dtype, fmt=fmt)
+    check_run_options(device=device, dtype=dtype, fmt=fmt, backend=backend)
     if shard is not None:
         try:
             Shard.parse(shard)
@@ -114,7 +115,7 @@ def classify(
 
     from imgsent.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(model, revision=revision, device=plan.device, dtype=dtype)
+    predictor = Predictor.from_pretrained(model, revision=revision, device=plan.device, dtype=dtype, backend=backend)
     if resume:
         check_record(state.record, run_record(predictor, chosen, binary=binary), output=output or "", force=force)
     _print_header(predictor, count.total, count.done, output, chosen, resume=resume)
@@ -166,7 +167,7 @@ def _print_header(predictor: object, total: int, done: int, output: Optional[Pat
     todo = _images(total) + (f" ({done} already in the output)" if resume else "")
     err.print(
         f"model {p.name}{note}, revision {p.revision or ('bundled' if p.name == 'default' else '-')}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
-        f"engine {p.engine}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
+        f"engine {p.backend}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
     )
 
 

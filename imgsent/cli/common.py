@@ -57,3 +57,7 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Model: a known name, a local folder or a Hub repo id. Default: the bundled model."),
 ]
 RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub branch, tag or commit sha to pin.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(help="auto (fastest exact engine installed), torch, onnxruntime or openvino (pip install 'imgsent[cpu]')."),
+]

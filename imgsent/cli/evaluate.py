@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgsent.cli.common import ModelOpt, RevisionOpt, err
+from imgsent.cli.common import BackendOpt, ModelOpt, RevisionOpt, err
 from imgsent.cli.options import check_run_options, progress_bar
 
 EPILOG = (
@@ -35,8 +35,9 @@ def evaluate(
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     dtype: Annotated[
-        str, typer.Option(help="float32 (default: exact and the same on every machine), bfloat16, float16 or auto.")
-    ] = "float32",
+        str, typer.Option(help="auto (float32 on CPU, bf16/fp16 on CUDA), float32, bfloat16 or float16.")
+    ] = "auto",
+    backend: BackendOpt = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Average predictions over the image and its mirror.")] = False,
     progress: Annotated[
         Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")
@@ -47,9 +48,9 @@ def evaluate(
     from imgsent.evaluate import evaluate_labels, read_labels
     from imgsent.predictor import Predictor
 
-    check_run_options(device=device, dtype=dtype)
+    check_run_options(device=device, dtype=dtype, backend=backend)
     rows = read_labels(labels, images_root=images_root)  # a bad label file fails before the model loads
-    predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype)
+    predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)
     err.print(f"evaluating {predictor!r} on {labels}")
     with progress_bar("evaluate", enabled=err.is_terminal if progress is None else progress, total=len(rows)) as bar:
         report = evaluate_labels(

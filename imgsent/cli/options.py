@@ -27,8 +27,11 @@ FORMATS = ("csv", "jsonl")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def check_run_options(*, device: str, dtype: str, fmt: str | None = None) -> None:
-    """Reject bad ``--device``, ``--dtype`` and ``--format`` values with exit code 2, before any loading.
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # imgsent.engines.BACKENDS, without importing torch
+
+
+def check_run_options(*, device: str, dtype: str, fmt: str | None = None, backend: str = "auto") -> None:
+    """Reject bad ``--device``, ``--dtype``, ``--format`` and ``--backend`` values with exit code 2, before any loading.
 
     Raises:
         typer.BadParameter: A value is not valid here; the message lists the valid ones.
@@ -57,6 +60,8 @@ def check_run_options(*, device: str, dtype: str, fmt: str | None = None) -> Non
         raise typer.BadParameter(f"{dtype!r} is not a dtype. Use one of: {', '.join(DTYPES)}.", param_hint="'--dtype'")
     if fmt is not None and fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not a format. Use csv or jsonl.", param_hint="'--format'")
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"{backend!r} is not an engine. Use one of: {', '.join(BACKENDS)}.", param_hint="'--backend'")
 
 
 class _RateColumn(ProgressColumn):

@@ -1,0 +1,170 @@
+"""Batched JPEG decoding on the GPU (nvJPEG through ``torchvision.io.decode_jpeg``), with CPU fallback.
+
+Worker processes only read file bytes and check the JPEG header and pixel count (no decoding);
+the main process decodes a whole batch in one ``decode_jpeg(..., device="cuda")`` call and
+resizes on the GPU. Any input the GPU cannot take (not a JPEG file, CMYK or progressive
+oddities, a batch call that fails) falls back, file by file, to the CPU decoder, so one bad
+file still becomes one error row.
+
+Only ``resize_mode="squash"`` is resized on the GPU (bicubic/bilinear with antialiasing, as
+PIL does); other modes keep CPU decoding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from imgsent.config import PreprocessConfig
+from imgsent.data import DecodedBatch, make_loader
+from imgsent.errors import ImgsentError
+from imgsent.images import DEFAULT_MAX_PIXELS, describe_source, load_image
+from imgsent.transforms import preprocess
+
+_JPEG_SOI = b"\xff\xd8\xff"
+_GPU_FILTERS = {"bilinear": "bilinear", "bicubic": "bicubic"}
+Decoder = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+
+
+def gpu_decode_supported(cfg: PreprocessConfig, device: torch.device) -> bool:
+    """Whether the GPU path applies: a CUDA device, ``squash`` resizing and a bilinear/bicubic filter."""
+    return device.type == "cuda" and cfg.resize_mode == "squash" and cfg.interpolation in _GPU_FILTERS
+
+
+def read_jpeg_bytes(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor | None:
+    """The file's bytes as a uint8 tensor if ``source`` is a path to a baseline-decodable JPEG, else ``None``.
+
+    Reads the header only to check the pixel count; ``None`` sends the source to the CPU decoder,
+    which produces the proper error for unreadable files.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        data = Path(source).read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(_JPEG_SOI):
+        return None
+    from PIL import Image
+
+    try:
+        import io
+
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in ("RGB", "L") or image.width * image.height > max_pixels:
+                return None
+    except Exception:  # PIL cannot parse the header: let the CPU decoder report it
+        return None
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def cpu_decode(source: Any, cfg: PreprocessConfig, max_pixels: int) -> tuple[torch.Tensor | None, str | None]:
+    """Decode one source on the CPU exactly as the DataLoader workers do."""
+    name = describe_source(source)
+    try:
+        image = load_image(source, max_pixels=max_pixels, draft_size=(cfg.image_size, cfg.image_size))
+        return preprocess(image, cfg), None
+    except ImgsentError as exc:
+        return None, str(exc)
+    except Exception as exc:  # a decoder bug must not end the run
+        return None, f"{name}: unexpected {type(exc).__name__}: {exc}"
+
+
+def _nvjpeg(device: torch.device) -> Decoder:
+    import warnings
+
+    with warnings.catch_warnings():  # torchvision 0.29 flags its image I/O as deprecated in favour of torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+    def decode(data: list[torch.Tensor]) -> list[torch.Tensor]:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+
+    return decode
+
+
+def resize_on_device(image: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    """uint8 ``[3, H, W]`` -> uint8 ``[3, S, S]`` on the image's device (antialiased squash)."""
+    size = cfg.image_size
+    out = F.interpolate(image[None].float(), size=(size, size), mode=_GPU_FILTERS[cfg.interpolation], antialias=True, align_corners=False)
+    return out[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def decode_batch(
+    sources: list[Any], data: list[torch.Tensor | None], cfg: PreprocessConfig, device: torch.device, *,
+    decoder: Decoder, max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedBatch:
+    """Decode one batch: JPEG bytes through ``decoder`` in one call, everything else on the CPU.
+
+    If the batched call fails, each file is retried alone on the decoder, then on the CPU.
+    """
+    pixels: list[torch.Tensor | None] = [None] * len(sources)
+    errors: list[str | None] = [None] * len(sources)
+    gpu_idx = [i for i, d in enumerate(data) if d is not None]
+    decoded: dict[int, torch.Tensor] = {}
+    if gpu_idx:
+        try:
+            decoded = dict(zip(gpu_idx, decoder([data[i] for i in gpu_idx])))  # type: ignore[misc]
+        except Exception:  # one bad file fails the whole call: retry file by file
+            for i in gpu_idx:
+                try:
+                    decoded[i] = decoder([data[i]])[0]  # type: ignore[list-item]
+                except Exception:
+                    pass
+    for i, source in enumerate(sources):
+        if i in decoded:
+            pixels[i] = resize_on_device(decoded[i].to(device), cfg)
+        else:
+            tensor, errors[i] = cpu_decode(source, cfg, max_pixels)
+            pixels[i] = None if tensor is None else tensor.to(device)
+    ok = [p is not None for p in pixels]
+    stacked = [p for p in pixels if p is not None]
+    batch = torch.stack(stacked) if stacked else torch.empty(0, dtype=torch.uint8, device=device)
+    return DecodedBatch([describe_source(s) for s in sources], batch, ok, errors)
+
+
+def iter_gpu_batches(
+    sources: Iterable[Any], cfg: PreprocessConfig, *, batch_size: int, workers: int, device: torch.device,
+    max_pixels: int = DEFAULT_MAX_PIXELS, decoder: Decoder | None = None,
+) -> Iterator[DecodedBatch]:
+    """Like :func:`imgsent.data.iter_batches`, but JPEG files are decoded and resized on ``device``.
+
+    Workers read bytes in the background (through the same ordered, bounded DataLoader); the
+    decode runs here. ``decoder`` defaults to nvJPEG on ``device``.
+    """
+    decode = decoder or _nvjpeg(device)
+    reader = _ByteReader(max_pixels)
+    for chunk in _ordered_chunks(sources, batch_size, workers, reader):
+        batch_sources, batch_data = zip(*chunk) if chunk else ((), ())
+        yield decode_batch(list(batch_sources), list(batch_data), cfg, device, decoder=decode, max_pixels=max_pixels)
+
+
+class _ByteReader:
+    """Picklable per-source reader for the DataLoader workers."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+
+    def __getitem__(self, source: Any) -> tuple[Any, torch.Tensor | None]:
+        return source, read_jpeg_bytes(source, self.max_pixels)
+
+
+def _ordered_chunks(sources: Iterable[Any], batch_size: int, workers: int, reader: _ByteReader) -> Iterator[list[Any]]:
+    from itertools import islice
+
+
+    def batches() -> Iterator[list[Any]]:
+        iterator = iter(sources)
+        while chunk := list(islice(iterator, batch_size)):
+            yield chunk
+
+    loader = make_loader(reader, batches(), workers=workers, collate_fn=list)
+    yield from loader
+
+
+__all__ = ["decode_batch", "gpu_decode_supported", "iter_gpu_batches", "read_jpeg_bytes"]
