@@ -39,7 +39,7 @@ class Predictor:
     PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
 
     Example:
-        >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")  # the bundled model, offline
+        >>> predictor = Predictor.from_pretrained(device="cpu", backend="torch")  # the bundled model, offline
         >>> predictor
         Predictor(model='default', device='cpu', dtype='float32', engine='torch')
         >>> [p.label for p in predictor.predict(["examples/images/coffee_cup.jpg", "missing.jpg"])]
@@ -121,12 +121,13 @@ class Predictor:
         """
         from imgsent.engines.folder import engine_for_folder, weights_numel
         from imgsent.hub import resolve_model_dir
+        from imgsent.hub.names import model_display_name, snapshot_commit
 
         folder = Path(resolve_model_dir(
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         ))
         self = cls.__new__(cls)
-        self.name, self.revision = _model_name(model), _commit_of(folder, revision)
+        self.name, self.revision = model_display_name(model), snapshot_commit(folder, revision)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.engine, self.config, self._model = engine_for_folder(  # type: ignore[assignment]
@@ -332,22 +333,6 @@ class Predictor:
             neg, neu, pos = next(rows)
             out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
         return out
-
-
-def _model_name(model: str | os.PathLike[str] | None) -> str:
-    """How a run names its model: ``"default"``, a known name or repo id, or a folder's absolute path."""
-    if model is None:
-        return "default"
-    text = os.fspath(model)
-    return os.path.abspath(text) if os.path.isdir(os.path.expanduser(text)) else text
-
-
-def _commit_of(folder: os.PathLike[str] | str, requested: str | None) -> str | None:
-    """The commit sha of a Hub cache snapshot folder (``.../snapshots/<sha>``), else ``requested``."""
-    path = os.path.normpath(os.fspath(folder))
-    if os.path.basename(os.path.dirname(path)) == "snapshots":
-        return os.path.basename(path)
-    return requested
 
 
 def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:

@@ -175,7 +175,7 @@ def test_header_and_summary(tiny_model_dir, photo_dir, tmp_path):
     result = _classify(tiny_model_dir, photo_dir, "-o", out)
     assert result.exit_code == 0
     header = result.stderr.splitlines()[0]
-    for part in ("model ", "revision -", "device cpu", "dtype ", "engine torch", "6 images", str(out)):
+    for part in ("model ", "revision -", "device cpu", "dtype ", "engine ", "6 images", str(out)):
         assert part in header, header
     assert "binary in practice" not in header  # the tiny model has no training provenance
     summary = result.stderr.splitlines()[-1]

@@ -183,7 +183,7 @@ def test_thread_cap_is_scoped_to_the_forward_pass(tiny_model_dir, photo_dir, mon
     import imgsent.predictor as predictor_module
 
     monkeypatch.setattr(predictor_module, "compute_threads", lambda device, workers, light: 1)
-    light = Predictor.from_pretrained(str(tiny_model_dir), device="cpu")
+    light = Predictor.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch")  # torch threads
     before = torch.get_num_threads()
     seen = []
     original_forward = light.forward

@@ -125,7 +125,8 @@ def decode_batch(
     ok = [p is not None for p in pixels]
     stacked = [p for p in pixels if p is not None]
     batch = torch.stack(stacked) if stacked else torch.empty(0, dtype=torch.uint8, device=device)
-    return DecodedBatch([describe_source(s) for s in sources], batch, ok, errors)
+    positions = torch.arange(len(sources), dtype=torch.long)  # within the batch; prediction keeps order itself
+    return DecodedBatch([describe_source(s) for s in sources], batch, ok, errors, positions)
 
 
 def iter_gpu_batches(

@@ -97,3 +97,19 @@ def validate_local(folder: Path) -> Path:
         f"{os.fspath(folder)!r} is not an imgsent model folder: missing {missing} (found {present[:10]}). "
         "Write one with SentimentModel.save_pretrained(folder)."
     )
+
+
+def model_display_name(model: str | os.PathLike[str] | None) -> str:
+    """How a run names its model: ``"default"``, a known name or repo id, or a folder's absolute path."""
+    if model is None:
+        return "default"
+    text = os.fspath(model)
+    return os.path.abspath(text) if os.path.isdir(os.path.expanduser(text)) else text
+
+
+def snapshot_commit(folder: os.PathLike[str] | str, requested: str | None) -> str | None:
+    """The commit sha of a Hub cache snapshot folder (``.../snapshots/<sha>``), else ``requested``."""
+    path = os.path.normpath(os.fspath(folder))
+    if os.path.basename(os.path.dirname(path)) == "snapshots":
+        return os.path.basename(path)
+    return requested
