@@ -60,6 +60,12 @@ class PreprocessConfig:
         interpolation: Resampling filter used when resizing.
         mean: Per-channel mean subtracted from values in [0, 1].
         std: Per-channel divisor applied after the mean. ``mean=std=0.5`` scales to [-1, 1].
+        resize_antialias: ``True`` (default) resizes with Pillow, which low-pass filters when
+            shrinking. ``False`` resizes the float image without antialiasing, exactly as
+            ``tf.image.resize`` does (the authors' Keras models); it needs ``interpolation``
+            ``"bilinear"``, ``"bicubic"`` or ``"nearest"``.
+        jpeg_draft: ``True`` (default) lets large JPEGs decode at a reduced scale before the
+            resize (much faster). ``False`` always decodes every pixel.
 
     Example:
         >>> PreprocessConfig(image_size=384).resize_mode
@@ -71,6 +77,8 @@ class PreprocessConfig:
     interpolation: Interpolation = "bicubic"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize_antialias: bool = True
+    jpeg_draft: bool = True
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,16 @@ def _preprocess_from_dict(data: Any) -> PreprocessConfig:
         )
     mean = _triple(data.get("mean", list(default.mean)), "preprocess.mean", positive=False)
     std = _triple(data.get("std", list(default.std)), "preprocess.std", positive=True)
-    return PreprocessConfig(size, mode, interp, mean, std)  # type: ignore[arg-type]
+    flags = {}
+    for key in ("resize_antialias", "jpeg_draft"):
+        flags[key] = data.get(key, getattr(default, key))
+        if not isinstance(flags[key], bool):
+            raise InvalidConfigError(f"preprocess.{key} must be true or false, got {flags[key]!r}.")
+    if not flags["resize_antialias"] and interp == "lanczos":
+        raise InvalidConfigError(
+            "preprocess.resize_antialias=false needs interpolation 'bilinear', 'bicubic' or 'nearest', got 'lanczos'."
+        )
+    return PreprocessConfig(size, mode, interp, mean, std, **flags)  # type: ignore[arg-type]
 
 
 def _triple(value: Any, where: str, *, positive: bool) -> tuple[float, float, float]:

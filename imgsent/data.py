@@ -69,7 +69,7 @@ class _DecodeDataset(Dataset):
     def __getitem__(self, source: Any) -> tuple[str, torch.Tensor | None, str | None]:
         name = describe_source(source)
         try:
-            draft = (self.cfg.image_size, self.cfg.image_size)
+            draft = (self.cfg.image_size, self.cfg.image_size) if self.cfg.jpeg_draft else None
             image = load_image(source, max_pixels=self.max_pixels, draft_size=draft)
             return name, preprocess(image, self.cfg), None
         except ImgsentError as exc:

@@ -42,6 +42,10 @@ class MissingExtraError(ImgsentError, ImportError):
     """An optional dependency is missing; the message names the pip extra to install."""
 
 
+class ConversionError(ImgsentError, ValueError):
+    """A foreign checkpoint (e.g. a Keras ``.h5``) is truncated, foreign, incomplete or of the wrong shape."""
+
+
 class CorpusError(ImgsentError, ValueError):
     """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
 

@@ -17,8 +17,9 @@ class ArgSpec:
     """Type and inclusive range of one architecture argument."""
 
     kind: type
-    low: float
-    high: float
+    low: float = 0
+    high: float = 0
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ArchitectureSpec:
 _HEAD_ARGS = {
     "head_hidden": ArgSpec(int, 0, 4096),
     "dropout": ArgSpec(float, 0.0, 0.9),
+    "head_activation": ArgSpec(str, choices=("gelu", "gelu_tanh")),
 }
 _VIT_ARGS = {
     **_HEAD_ARGS,
@@ -43,6 +45,8 @@ _VIT_ARGS = {
     "num_hidden_layers": ArgSpec(int, 1, 64),
     "num_attention_heads": ArgSpec(int, 1, 64),
     "intermediate_size": ArgSpec(int, 8, 16384),
+    "patch_size": ArgSpec(int, 1, 64),
+    "layer_norm_eps": ArgSpec(float, 1e-12, 1e-3),
 }
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -78,8 +82,13 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
 }
 
 # Models known by a short name: name -> Hub repo id, or "package:<folder>" for weights shipped in the wheel.
+# "paper:<name>" is one of the authors' Keras students, see imgsent.convert.paper.PAPER_MODELS.
 KNOWN_MODELS: dict[str, str] = {
     "default": "package:default",
+    "paper-vit-l16": "paper:paper-vit-l16",
+    "paper-vit-b16": "paper:paper-vit-b16",
+    "paper-vit-b32": "paper:paper-vit-b32",
+    "paper-vit-l32": "paper:paper-vit-l32",
 }
 
 
@@ -116,6 +125,12 @@ def validate_architecture(arch: ArchitectureConfig) -> None:
                 f"Valid options: {', '.join(sorted(spec.args))}."
             )
         rule = spec.args[key]
+        if rule.choices:
+            if value not in rule.choices:
+                raise InvalidConfigError(
+                    f"architecture.args.{key} must be one of {list(rule.choices)}, got {value!r}."
+                )
+            continue
         ok_type = isinstance(value, rule.kind) and not isinstance(value, bool)
         if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
             ok_type = True

@@ -26,6 +26,7 @@ def build_vit_backbone(
     num_attention_heads: int,
     intermediate_size: int,
     image_size: int,
+    layer_norm_eps: float = 1e-12,
 ) -> tuple[nn.Module, int]:
     """Build a randomly initialised ViT from a config (no pooler; the [CLS] token is the feature).
 
@@ -41,5 +42,6 @@ def build_vit_backbone(
         num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads,
         intermediate_size=intermediate_size,
+        layer_norm_eps=layer_norm_eps,
     )
     return ViTBackbone(ViTModel(config, add_pooling_layer=False)), hidden_size
