@@ -126,6 +126,10 @@ def resolve_model_dir(
         target = known[name_or_path]
         if target == PACKAGE_DEFAULT:
             return _package_default()
+        if target.startswith("paper:"):  # the authors' Keras students: downloaded, converted, cached
+            from imgsent.convert.paper import paper_model_dir
+
+            return paper_model_dir(target[6:], cache_dir=cache_dir, local_files_only=_offline(local_files_only))
         text = target
     elif os.path.exists(os.path.expanduser(text)):
         return _validate_local(Path(text).expanduser())

@@ -43,13 +43,14 @@ def fail(exc: Exception) -> None:
 
 
 def _register() -> None:
-    from imgsent.cli import classify, hub
+    from imgsent.cli import classify, convert, hub
 
     app.command(epilog=classify.EPILOG)(classify.classify)
     app.command()(hub.models)
     app.command()(hub.download)
     app.command(epilog=evaluate_epilog())(evaluate)
     app.add_typer(distill_app(), name="distill")
+    app.add_typer(convert.convert_app(), name="convert")
 
 
 def evaluate_epilog() -> str:

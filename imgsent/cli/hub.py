@@ -24,7 +24,12 @@ def models(
     table.add_column("name")
     table.add_column("source")
     table.add_column("cached")
+    from imgsent.convert.paper import PAPER_MODELS, paper_cached
+
     for name, source in KNOWN_MODELS.items():
+        if source.startswith("paper:"):
+            table.add_row(name, PAPER_MODELS[source[6:]].summary(), "yes" if paper_cached(name, cache_dir) else "")
+            continue
         table.add_row(name, source, "bundled" if source.startswith("package:") else "")
     try:
         cached = cached_models(cache_dir=cache_dir)

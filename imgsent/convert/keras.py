@@ -238,10 +238,15 @@ def infer_preset(path: str | os.PathLike[str], shape: dict[str, int]) -> KerasPr
     if len(by_shape) == 1:
         return by_shape[0]
     found = ", ".join(f"{k}={v}" for k, v in shape.items())
-    raise ConversionError(
+    if not by_shape:
+        raise ConversionError(
+            f"{Path(path).name!r} has weights ({found}) that match none of the presets ({', '.join(PRESETS)}). "
+            "For another ViT size, pass a KerasPreset with its head count and normalisation to "
+            "imgsent.convert.convert_keras(..., preset=KerasPreset(...))."
+        )
+    raise ConversionError(  # pragma: no cover - the presets differ in (patch, hidden)
         f"Cannot tell which preset {Path(path).name!r} needs: its weights ({found}) match "
-        f"{'none' if not by_shape else len(by_shape)} of the presets. Pass one with --preset "
-        f"({', '.join(PRESETS)}); the normalisation and head count are not stored in the .h5."
+        f"{', '.join(p.name for p in by_shape)}. Pass one with --preset."
     )
 
 
@@ -301,6 +306,7 @@ def convert_keras(
     try:
         model.save_pretrained(tmp)
         (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is as readable as save_pretrained's files
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
