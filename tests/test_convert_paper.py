@@ -43,7 +43,7 @@ class ReleaseServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.requests.append(self.headers.get("Range"))
                 if outer.mode == "404" or self.path != "/ViT_B32.h5":
                     self.send_response(404)

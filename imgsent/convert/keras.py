@@ -117,7 +117,7 @@ def read_h5(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ConversionError(f"No Keras .h5 file at {os.fspath(path)!r}.")
     try:
         with h5py.File(path, "r") as h5:
-            root = h5["model_weights"] if "model_weights" in h5 else h5
+            root = h5.get("model_weights", h5)
             found: dict[str, np.ndarray] = {}
 
             def visit(name: str, obj: Any) -> None:
