@@ -28,12 +28,13 @@ def main() -> None:
     parser.add_argument("images", type=Path)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, help="only the first N files (sorted by name)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     custom = {name: getattr(vit_layers, name) for name in ("ClassToken", "AddPositionEmbs", "TransformerBlock",
                                                           "MultiHeadSelfAttention")}
     model = tf.keras.models.load_model(args.h5, compile=False, custom_objects={**custom, "gelu": tfa.activations.gelu})
-    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[: args.limit]
     default = np.zeros((len(files), args.size, args.size, 3), np.float32)
     accurate = np.zeros_like(default)
     for i, path in enumerate(files):
