@@ -165,3 +165,32 @@ def test_cli_convert_reports_errors_and_lists_paper_models(tmp_path: Path) -> No
     code, out = run("models")
     assert code == 0, out
     assert "paper-vit-b32" in out and "paper-reported Twitter I: 86.5 / 82.6 / 78.9" in out
+
+
+def test_new_config_options_are_validated() -> None:
+    from imgsent.config import ModelConfig
+    from imgsent.errors import InvalidConfigError
+
+    base = {"architecture": {"name": "vit_b32", "args": {"head_activation": "gelu_tanh", "layer_norm_eps": 1e-6}}}
+    assert ModelConfig.from_dict(base).preprocess.resize_antialias is True  # old folders keep today's behaviour
+    with pytest.raises(InvalidConfigError, match=r"head_activation must be one of \['gelu', 'gelu_tanh'\], got 'relu'"):
+        ModelConfig.from_dict({"architecture": {"name": "vit_b32", "args": {"head_activation": "relu"}}})
+    with pytest.raises(InvalidConfigError, match="preprocess.jpeg_draft must be true or false, got 'no'"):
+        ModelConfig.from_dict({**base, "preprocess": {"jpeg_draft": "no"}})
+    with pytest.raises(InvalidConfigError, match="resize_antialias=false needs interpolation 'bilinear'"):
+        ModelConfig.from_dict({**base, "preprocess": {"resize_antialias": False, "interpolation": "lanczos"}})
+
+
+def test_float_resize_is_not_pillows_antialiased_resize() -> None:
+    """The float path (TF parity is covered by the PNG test above) is not Pillow's antialiased one when shrinking."""
+    from PIL import Image
+
+    from imgsent.config import PreprocessConfig
+    from imgsent.transforms import preprocess
+
+    image = Image.open(FIXTURES / "down.png").convert("RGB")
+    faithful = preprocess(image, PreprocessConfig(image_size=16, interpolation="bilinear", resize_antialias=False))
+    pillow = preprocess(image, PreprocessConfig(image_size=16, interpolation="bilinear"))
+    assert faithful.dtype == torch.float32 and faithful.shape == (3, 16, 16)
+    assert pillow.dtype == torch.uint8
+    assert (faithful - pillow.float()).abs().max() > 5  # no antialias: a different image when shrinking 61 px to 16

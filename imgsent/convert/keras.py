@@ -8,7 +8,6 @@ every shape is checked against the preset before anything is written.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
+from imgsent.convert.card import file_sha256, model_card
 from imgsent.errors import ConversionError, MissingExtraError
 from imgsent.registry import get_architecture
 
@@ -327,7 +327,7 @@ def _config(preset: KerasPreset, path: str | os.PathLike[str]) -> ModelConfig:
     mean, std = _SCALES[preset.scale]
     preprocess = PreprocessConfig(image_size=preset.image_size, resize_mode="squash", interpolation="bilinear",
                                   mean=(mean,) * 3, std=(std,) * 3, resize_antialias=False, jpeg_draft=False)
-    provenance = {"source": "keras-h5", "file": Path(path).name, "sha256": _sha256(path), "preset": preset.name}
+    provenance = {"source": "keras-h5", "file": Path(path).name, "sha256": file_sha256(path), "preset": preset.name}
     return ModelConfig(ArchitectureConfig(preset.architecture, args), preprocess, provenance=provenance)
 
 
@@ -369,30 +369,3 @@ def _load(model: Any, tensors: dict[str, np.ndarray], preset: KerasPreset) -> No
                 f"{tuple(target[key].shape)}."
             )
     model.net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
-
-
-def _sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_card(config: ModelConfig) -> str:
-    """A short README for a converted folder: what it is, where it came from, how it is fed."""
-    pre, prov = config.preprocess, config.provenance
-    scale = "x / 255" if pre.std[0] == 1.0 else "x / 127.5 - 1"
-    return (
-        f"# {prov.get('file', 'Keras student')} converted for imgsent\n\n"
-        f"Converted from the Keras `.h5` file `{prov.get('file')}` (sha256 `{prov.get('sha256')}`) "
-        f"with preset `{prov.get('preset')}`.\n\n"
-        "The students are from Serra, Carrara, Tesconi, Falchi, *The Emotions of the Crowd: Learning "
-        "Image Sentiment from Tweets via Cross-modal Distillation* (ECAI 2023), released at "
-        "https://github.com/fabiocarrara/cross-modal-visual-sentiment-analysis. That repository states "
-        "no licence for the weights; ask the authors before redistributing them.\n\n"
-        f"- architecture: `{config.architecture.name}` {config.architecture.args}\n"
-        f"- input: {pre.image_size}x{pre.image_size}, full JPEG decode, bilinear resize without antialias "
-        f"(aspect ratio not kept), then `{scale}`\n"
-        "- outputs: negative, neutral, positive (softmax)\n"
-    )
