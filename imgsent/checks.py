@@ -48,3 +48,23 @@ def check_choice(value: Any, choices: tuple[str, ...], where: str) -> Any:
     if value not in choices:
         raise InvalidConfigError(f"{where} must be one of {list(choices)}, got {value!r}.")
     return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of strings; the same ``check`` interface as :class:`Range`.
+
+    Example:
+        >>> Choice(("gelu", "gelu_tanh")).check("gelu_tanh", "architecture.args.head_activation")
+        'gelu_tanh'
+    """
+
+    choices: tuple[str, ...]
+
+    def check(self, value: Any, where: str) -> Any:
+        """Return ``value`` if it is one of the choices.
+
+        Raises:
+            InvalidConfigError: It is not; the message lists the choices.
+        """
+        return check_choice(value, self.choices, where)

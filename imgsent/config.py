@@ -75,6 +75,12 @@ class PreprocessConfig:
         interpolation: Resampling filter used when resizing.
         mean: Per-channel mean subtracted from values in [0, 1].
         std: Per-channel divisor applied after the mean. ``mean=std=0.5`` scales to [-1, 1].
+        resize_antialias: ``True`` (default) resizes with Pillow, which low-pass filters when
+            shrinking. ``False`` resizes the float image without antialiasing, exactly as
+            ``tf.image.resize`` does (the authors' Keras models); it needs ``interpolation``
+            ``"bilinear"``, ``"bicubic"`` or ``"nearest"``.
+        jpeg_draft: ``True`` (default) lets large JPEGs decode at a reduced scale before the
+            resize (much faster). ``False`` always decodes every pixel.
 
     Example:
         >>> PreprocessConfig(image_size=384).resize_mode
@@ -86,6 +92,8 @@ class PreprocessConfig:
     interpolation: Interpolation = "bicubic"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize_antialias: bool = True
+    jpeg_draft: bool = True
 
     def __post_init__(self) -> None:
         """Check every field; ``mean`` and ``std`` may be given as lists.
@@ -98,6 +106,13 @@ class PreprocessConfig:
         check_choice(self.interpolation, INTERPOLATIONS, "preprocess.interpolation")
         object.__setattr__(self, "mean", _triple(self.mean, "preprocess.mean", positive=False))
         object.__setattr__(self, "std", _triple(self.std, "preprocess.std", positive=True))
+        for key in ("resize_antialias", "jpeg_draft"):
+            if not isinstance(getattr(self, key), bool):
+                raise InvalidConfigError(f"preprocess.{key} must be true or false, got {getattr(self, key)!r}.")
+        if not self.resize_antialias and self.interpolation == "lanczos":
+            raise InvalidConfigError(
+                "preprocess.resize_antialias=false needs interpolation 'bilinear', 'bicubic' or 'nearest', got 'lanczos'."
+            )
 
 
 @dataclass(frozen=True)

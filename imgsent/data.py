@@ -109,7 +109,8 @@ class DecodeDataset(Dataset):
         name = describe_source(source)
         try:
             # Draft decoding shrinks JPEGs while decoding; a random crop needs the full image.
-            draft = None if self.augment else (self.cfg.image_size, self.cfg.image_size)
+            exact = self.augment or not self.cfg.jpeg_draft  # a random crop or a faithful port needs every pixel
+            draft = None if exact else (self.cfg.image_size, self.cfg.image_size)
             image = load_image(source, max_pixels=self.max_pixels, draft_size=draft)
             if self.augment is not None:
                 generator = torch.Generator().manual_seed(mix_seed(self.augment.seed, self.augment.epoch, index))

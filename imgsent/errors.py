@@ -57,6 +57,10 @@ class ResumeMismatchError(ImgsentError, ValueError):
     """An output file cannot be resumed safely: other format, model, revision, dtype or protocol."""
 
 
+class ConversionError(ImgsentError, ValueError):
+    """A foreign checkpoint (e.g. a Keras ``.h5``) is truncated, foreign, incomplete or of the wrong shape."""
+
+
 class CorpusError(ImgsentError, ValueError):
     """A corpus file cannot be read at all (individual bad rows are counted, not raised)."""
 

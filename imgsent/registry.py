@@ -18,11 +18,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from imgsent.checks import Range
+from imgsent.checks import Choice, Range
 from imgsent.errors import InvalidConfigError, UnknownArchitectureError
 
-HEAD_ARGS: dict[str, Range] = {"head_hidden": Range(int, 0, 4096), "dropout": Range(float, 0.0, 0.9)}
-"""Arguments every architecture accepts: the width of the head's hidden layer and its dropout."""
+HEAD_ARGS: dict[str, Range | Choice] = {
+    "head_hidden": Range(int, 0, 4096),
+    "dropout": Range(float, 0.0, 0.9),
+    "head_activation": Choice(("gelu", "gelu_tanh")),
+}
+"""Arguments every architecture accepts: the head's hidden width, its dropout, and its GELU
+(exact, or the tanh approximation of the authors' Keras heads)."""
 MAX_PARAMETERS = 1_500_000_000
 
 
@@ -36,7 +41,7 @@ class EfficientNetLite:
     """
 
     timm_name: str
-    ARGS: ClassVar[dict[str, Range]] = {}
+    ARGS: ClassVar[dict[str, Range | Choice]] = {}
 
     def check(self, name: str) -> None:
         """Nothing to check beyond the argument ranges."""
@@ -46,7 +51,7 @@ class EfficientNetLite:
 class ViT:
     """A ViT backbone from transformers; the [CLS] token is the feature.
 
-    The four size fields may be overridden by architecture arguments of the same name
+    The size fields and ``layer_norm_eps`` may be overridden by architecture arguments of the same name
     (``image_size`` is also accepted there, and must equal ``preprocess.image_size``).
     """
 
@@ -55,8 +60,11 @@ class ViT:
     num_hidden_layers: int
     num_attention_heads: int
     intermediate_size: int
-    ARGS: ClassVar[dict[str, Range]] = {
+    layer_norm_eps: float = 1e-12
+    ARGS: ClassVar[dict[str, Range | Choice]] = {
         "image_size": Range(int, 16, 1024),
+        "patch_size": Range(int, 1, 64),
+        "layer_norm_eps": Range(float, 1e-12, 1e-3),
         "hidden_size": Range(int, 8, 4096),
         "num_hidden_layers": Range(int, 1, 64),
         "num_attention_heads": Range(int, 1, 64),
@@ -90,7 +98,7 @@ class ArchitectureSpec:
     description: str
 
     @property
-    def args(self) -> dict[str, Range]:
+    def args(self) -> dict[str, Range | Choice]:
         """The arguments users may set, with their types and ranges."""
         return {**HEAD_ARGS, **self.backbone.ARGS}
 
@@ -177,10 +185,28 @@ class HubModel:
         return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
 
 
-ModelSource = BundledModel | HubModel
+@dataclass(frozen=True)
+class PaperRelease:
+    """One of the authors' Keras students, downloaded from their release, converted once and cached.
+
+    ``name`` is a key of :data:`imgsent.convert.paper.PAPER_MODELS`, which holds the file name,
+    the conversion preset and the paper-reported accuracies.
+    """
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"paper release: {self.name}"
+
+
+ModelSource = BundledModel | HubModel | PaperRelease
 
 KNOWN_MODELS: dict[str, ModelSource] = {
     "default": BundledModel("default"),
+    "paper-vit-l16": PaperRelease("paper-vit-l16"),
+    "paper-vit-b16": PaperRelease("paper-vit-b16"),
+    "paper-vit-b32": PaperRelease("paper-vit-b32"),
+    "paper-vit-l32": PaperRelease("paper-vit-l32"),
 }
 """Models known by a short name."""
 

@@ -48,9 +48,41 @@ def preprocess(image: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     """Resize and convert one RGB image: the per-image half of preprocessing.
 
     Returns:
-        A uint8 tensor of shape [3, image_size, image_size].
+        A uint8 tensor of shape [3, image_size, image_size]; with ``cfg.resize_antialias=False``
+        a float32 tensor of the same shape with values in [0, 255], not rounded (as TensorFlow).
     """
+    if not cfg.resize_antialias:
+        return resize_float(to_uint8_tensor(image), cfg)
     return to_uint8_tensor(resize(image, cfg))
+
+
+def resize_float(pixels: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
+    """Resize a [3, H, W] image in float32 without antialiasing, as ``tf.image.resize`` does.
+
+    Bilinear and bicubic use half-pixel centres (``align_corners=False``), which is TensorFlow 2's
+    convention, so the result equals ``tf.image.resize(image, (S, S))`` up to float rounding.
+    """
+    size = cfg.image_size
+    mode = cfg.interpolation if cfg.interpolation != "nearest" else "nearest-exact"
+    height, width = pixels.shape[-2:]
+    if cfg.resize_mode == "squash":
+        new_h, new_w = size, size
+    else:
+        scale = size / min(width, height) if cfg.resize_mode == "crop" else size / max(width, height)
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    extra = {} if mode.startswith("nearest") else {"align_corners": False, "antialias": False}
+    out = torch.nn.functional.interpolate(pixels[None].float(), size=(new_h, new_w), mode=mode, **extra)[0]
+    if cfg.interpolation == "bicubic":
+        out = out.clamp(0.0, 255.0)
+    if cfg.resize_mode == "crop":
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        return out[:, top : top + size, left : left + size].contiguous()
+    if cfg.resize_mode == "letterbox":
+        canvas = torch.zeros(3, size, size)
+        top, left = (size - new_h) // 2, (size - new_w) // 2
+        canvas[:, top : top + new_h, left : left + new_w] = out
+        return canvas
+    return out
 
 
 def normalize(batch: torch.Tensor, cfg: PreprocessConfig, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -232,7 +232,7 @@ def test_local_folder_cases(tmp_path, v1):
 def test_bad_names_list_known_models(tmp_path):
     with pytest.raises(
         ModelNotFoundError,
-        match=r"No model folder at '\./nope'.*known model name \('default'\).*'owner/name'",
+        match=r"No model folder at '\./nope'.*known model name \('default', 'paper-vit-b16'.*'owner/name'",
     ):
         resolve_model_dir("./nope")
     with pytest.raises(ModelNotFoundError, match="No model folder at"):

@@ -24,7 +24,8 @@ def models(
 ) -> None:
     """List the known models and the imgsent models already in the local cache."""
     from imgsent.hub import cached_models
-    from imgsent.registry import KNOWN_MODELS, BundledModel
+    from imgsent.convert.paper import PAPER_MODELS, paper_cached
+    from imgsent.registry import KNOWN_MODELS, BundledModel, PaperRelease
 
     table = Table(title="imgsent models")
     table.add_column("name")
@@ -32,6 +33,10 @@ def models(
     table.add_column("cached")
     table.add_column("predicts")
     for name, source in KNOWN_MODELS.items():
+        if isinstance(source, PaperRelease):
+            cached = "yes" if paper_cached(name, cache_dir) else ""
+            table.add_row(name, PAPER_MODELS[source.name].summary(), cached, "negative / neutral / positive")
+            continue
         bundled = isinstance(source, BundledModel)
         table.add_row(name, str(source), "bundled" if bundled else "", _predicts(name) if bundled else "")
     for entry in cached_models(cache_dir=cache_dir):

@@ -32,8 +32,10 @@ Decoder = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
 def gpu_decode_supported(cfg: PreprocessConfig, device: torch.device) -> bool:
-    """Whether the GPU path applies: a CUDA device, ``squash`` resizing and a bilinear/bicubic filter."""
-    return device.type == "cuda" and cfg.resize_mode == "squash" and cfg.interpolation in _GPU_FILTERS
+    """Whether the GPU path applies: a CUDA device, ``squash`` resizing with antialiasing (imgsent's own
+    models; the TensorFlow-faithful resize of the paper's models stays on the CPU) and a bilinear/bicubic filter."""
+    return (device.type == "cuda" and cfg.resize_mode == "squash" and cfg.resize_antialias
+            and cfg.interpolation in _GPU_FILTERS)
 
 
 def read_jpeg_bytes(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor | None:

@@ -23,7 +23,7 @@ from imgsent.hub.names import (
     validate_local,
 )
 from imgsent.hub.translate import translate_error
-from imgsent.registry import BundledModel
+from imgsent.registry import BundledModel, PaperRelease
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
@@ -108,6 +108,10 @@ def resolve_model_dir(
         target = known[name_or_path]
         if isinstance(target, BundledModel):
             return package_default(target.folder)
+        if isinstance(target, PaperRelease):  # the authors' Keras students: downloaded, converted, cached
+            from imgsent.convert.paper import paper_model_dir
+
+            return paper_model_dir(target.name, cache_dir=cache_dir, local_files_only=is_offline(local_files_only))
         text = target.repo_id
         revision = revision if revision is not None else target.revision
     elif os.path.exists(os.path.expanduser(text)):

@@ -19,14 +19,16 @@ NUM_CLASSES = 3
 class PaperHead(nn.Module):
     """The paper's classifier head: Linear(D, hidden) -> GELU -> Linear(hidden, 3).
 
-    With ``hidden=0`` it is a single linear layer.
+    With ``hidden=0`` it is a single linear layer. ``activation="gelu_tanh"`` is the tanh
+    approximation of GELU used by the authors' Keras heads (``tensorflow_addons`` default).
     """
 
-    def __init__(self, in_features: int, *, hidden: int = 32, dropout: float = 0.0) -> None:
+    def __init__(self, in_features: int, *, hidden: int = 32, dropout: float = 0.0, activation: str = "gelu") -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         if hidden > 0:
-            layers += [nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, NUM_CLASSES)]
+            act = nn.GELU(approximate="tanh" if activation == "gelu_tanh" else "none")
+            layers += [nn.Linear(in_features, hidden), act, nn.Linear(hidden, NUM_CLASSES)]
         else:
             layers += [nn.Linear(in_features, NUM_CLASSES)]
         self.layers = nn.Sequential(*layers)
@@ -38,11 +40,14 @@ class PaperHead(nn.Module):
 class SentimentNet(nn.Module):
     """Backbone plus head. ``forward`` maps normalised images [B, 3, H, W] to logits [B, 3]."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, *, head_hidden: int = 32, dropout: float = 0.0) -> None:
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, *, head_hidden: int = 32, dropout: float = 0.0,
+        head_activation: str = "gelu",
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
-        self.head = PaperHead(feature_dim, hidden=head_hidden, dropout=dropout)
+        self.head = PaperHead(feature_dim, hidden=head_hidden, dropout=dropout, activation=head_activation)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features, shape [B, feature_dim]."""
@@ -80,4 +85,5 @@ def build_network(arch: ArchitectureConfig, image_size: int) -> SentimentNet:
     backbone, dim = BUILDERS[type(backbone_record)](backbone_record, image_size)
     head_hidden = int(arch.args.get("head_hidden", 32))
     dropout = float(arch.args.get("dropout", 0.0))
-    return SentimentNet(backbone, dim, head_hidden=head_hidden, dropout=dropout)
+    activation = str(arch.args.get("head_activation", "gelu"))
+    return SentimentNet(backbone, dim, head_hidden=head_hidden, dropout=dropout, head_activation=activation)

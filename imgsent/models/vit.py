@@ -38,5 +38,6 @@ def build_vit_backbone(arch: ViT, image_size: int) -> tuple[nn.Module, int]:
         num_hidden_layers=arch.num_hidden_layers,
         num_attention_heads=arch.num_attention_heads,
         intermediate_size=arch.intermediate_size,
+        layer_norm_eps=arch.layer_norm_eps,
     )
     return ViTBackbone(ViTModel(config, add_pooling_layer=False)), arch.hidden_size
