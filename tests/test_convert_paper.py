@@ -158,7 +158,7 @@ def test_evaluate_paper_model_by_name(server: ReleaseServer, tmp_path: Path) -> 
             make_photo(images / f"{i}.jpg", seed=i, size=(40 + i, 30))
             writer.writerow([f"{i}.jpg", "positive" if i % 2 else "negative", 5 - i % 3])
     result = CliRunner().invoke(
-        app, ["evaluate", "paper-vit-b32", str(images / "labels.csv"), "--json", "-", "--workers", "0"]
+        app, ["evaluate", str(images / "labels.csv"), "--model", "paper-vit-b32", "--json", "-", "--workers", "0"]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

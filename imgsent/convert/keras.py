@@ -22,6 +22,7 @@ import numpy as np
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
 from imgsent.convert.card import file_sha256, model_card
 from imgsent.errors import ConversionError, MissingExtraError
+from imgsent.models.network import build_network, save_model_folder
 from imgsent.registry import get_architecture
 
 Scale = Literal["unit", "symmetric"]
@@ -282,8 +283,6 @@ def convert_keras(
         >>> convert_keras("ViT_B32.h5", "paper-vit-b32")  # doctest: +SKIP
         PosixPath('paper-vit-b32')
     """
-    from imgsent.models.sentiment import SentimentModel
-
     out = Path(output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConversionError(f"Output {os.fspath(out)!r} already exists and is not an empty folder; pick a new one.")
@@ -299,12 +298,12 @@ def convert_keras(
     if chosen.hidden_size % chosen.num_heads:
         raise ConversionError(f"Preset {chosen.name!r}: hidden_size {chosen.hidden_size} is not divisible by num_heads.")
     config = _config(chosen, path)
-    model = SentimentModel(config)
-    _load(model, tensors, chosen)
+    net = build_network(config.architecture, config.preprocess.image_size)
+    _load(net, tensors, chosen)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
+        save_model_folder(net.eval(), config, tmp)
         (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is as readable as save_pretrained's files
         if out.exists():
@@ -330,11 +329,11 @@ def _config(preset: KerasPreset, path: str | os.PathLike[str]) -> ModelConfig:
     return ModelConfig(ArchitectureConfig(preset.architecture, args), preprocess, provenance=provenance)
 
 
-def _load(model: Any, tensors: dict[str, np.ndarray], preset: KerasPreset) -> None:
+def _load(net: Any, tensors: dict[str, np.ndarray], preset: KerasPreset) -> None:
     """Copy the Keras tensors into the network, transposed to PyTorch layout, checking every shape."""
     import torch
 
-    target = model.net.state_dict()
+    target = net.state_dict()
     prefix = next((p for p in _BLOCKS if p.format(i=0) + "layernorm_before.weight" in target), None)
     if prefix is None:  # pragma: no cover - depends on the transformers version
         raise ConversionError("This version of transformers names ViT weights in a way imgsent does not know.")
@@ -367,4 +366,4 @@ def _load(model: Any, tensors: dict[str, np.ndarray], preset: KerasPreset) -> No
                 f"Weight for {key!r} has shape {tuple(array.shape)} but preset {preset.name!r} needs "
                 f"{tuple(target[key].shape)}."
             )
-    model.net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})

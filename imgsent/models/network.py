@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from imgsent.config import ArchitectureConfig
+from imgsent.config import WEIGHTS_NAME, ArchitectureConfig, ModelConfig
 from imgsent.models.efficientnet import build_efficientnet_backbone
 from imgsent.models.vit import build_vit_backbone
 from imgsent.registry import EfficientNetLite, ViT, resolve_backbone
@@ -87,3 +89,29 @@ def build_network(arch: ArchitectureConfig, image_size: int) -> SentimentNet:
     dropout = float(arch.args.get("dropout", 0.0))
     activation = str(arch.args.get("head_activation", "gelu"))
     return SentimentNet(backbone, dim, head_hidden=head_hidden, dropout=dropout, head_activation=activation)
+
+
+def save_model_folder(
+    net: nn.Module, config: ModelConfig, folder: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (the weights of ``net``) into ``folder``.
+
+    The weights are written to a temporary name and renamed, so a reader never sees half a file.
+    ``dtype`` stores floating-point weights in that dtype; loading converts back to float32.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, tensor in net.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[key] = tensor.contiguous()
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "pt", "library": "imgsent"})
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    os.chmod(folder / WEIGHTS_NAME, 0o644)
+    config.save(folder)
+    return folder

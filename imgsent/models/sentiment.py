@@ -13,7 +13,7 @@ from torch import nn
 
 from imgsent.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 from imgsent.errors import InvalidConfigError, ModelNotFoundError
-from imgsent.models.network import SentimentNet, build_network
+from imgsent.models.network import SentimentNet, build_network, save_model_folder
 
 
 class SentimentModel(nn.Module):
@@ -131,19 +131,4 @@ class SentimentModel(nn.Module):
             >>> sorted(p.name for p in Path("exported").iterdir())
             ['config.json', 'model.safetensors']
         """
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {}
-        for key, tensor in self.net.state_dict().items():
-            tensor = tensor.detach().cpu()
-            if dtype is not None and tensor.is_floating_point():
-                tensor = tensor.to(dtype)
-            state[key] = tensor.contiguous()
-        tmp = folder / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "library": "imgsent"})
-        os.replace(tmp, folder / WEIGHTS_NAME)
-        os.chmod(folder / WEIGHTS_NAME, 0o644)
-        self.config.save(folder)
-        return folder
+        return save_model_folder(self.net, self.config, folder, dtype=dtype)
