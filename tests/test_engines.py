@@ -84,8 +84,9 @@ def test_cpu_default_dtype_is_float32():
 def test_auto_backend_choice():
     assert resolve_backend("auto", torch.device("cuda"), torch.bfloat16) == "torch"
     assert resolve_backend("auto", CPU, torch.float16) == "torch"
-    if "openvino" in sys.modules or __import__("importlib").util.find_spec("openvino"):
-        assert resolve_backend("auto", CPU, torch.float32) == "openvino"
+    assert resolve_backend("auto", CPU, torch.bfloat16) == "torch"  # OpenVINO is opt-in, even for bf16
+    if __import__("importlib").util.find_spec("onnxruntime"):
+        assert resolve_backend("auto", CPU, torch.float32) == "onnxruntime"
 
 
 def test_base_install_without_engines_uses_torch(monkeypatch, tiny):
