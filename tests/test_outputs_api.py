@@ -34,7 +34,7 @@ def test_to_dataframe_without_pandas_names_the_extra(monkeypatch):
 def test_predictor_repr(tiny_model_dir):
     from imgsent.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(tiny_model_dir, device="cpu", dtype="float32")
+    predictor = Predictor.from_pretrained(tiny_model_dir, device="cpu", dtype="float32", backend="torch")
     assert repr(predictor) == f"Predictor(model={str(tiny_model_dir)!r}, device='cpu', dtype='float32', engine='torch')"
 
 
