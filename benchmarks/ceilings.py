@@ -18,13 +18,13 @@ def _init_decoder(method: str, image_size: int) -> None:
     import torch
 
     from imgsent.config import PreprocessConfig
-    from imgsent.data import _DecodeDataset
+    from imgsent.data import DecodeDataset
     from imgsent.images import DEFAULT_MAX_PIXELS
 
     torch.set_num_threads(1)
     _DECODE_STATE["cfg"] = PreprocessConfig(image_size=image_size)
     _DECODE_STATE["method"] = method
-    _DECODE_STATE["imgsent"] = _DecodeDataset(_DECODE_STATE["cfg"], DEFAULT_MAX_PIXELS)
+    _DECODE_STATE["imgsent"] = DecodeDataset(_DECODE_STATE["cfg"], max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def _decode(path: str) -> int:
@@ -32,7 +32,7 @@ def _decode(path: str) -> int:
     method = _DECODE_STATE["method"]
     cfg = _DECODE_STATE["cfg"]
     if method == "imgsent":  # the exact code the DataLoader workers run: draft decode, bicubic squash
-        _, tensor, error = _DECODE_STATE["imgsent"][path]
+        _, _, tensor, error = _DECODE_STATE["imgsent"][(0, path)]
         if error:
             raise RuntimeError(error)
     elif method == "pil_full_decode":  # the same resize without DCT scaling

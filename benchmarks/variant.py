@@ -3,8 +3,8 @@
 Run as ``python -m benchmarks.variant FOLDER --model M [options]``. It does what the CLI does
 (``Predictor.from_pretrained`` then ``classify_files``) and prints the same summary line, but:
 
-* ``--channels-last`` puts the model and every batch in channels-last layout on CPU too
-  (the stock Predictor does this on CUDA only);
+* ``--channels-last`` puts every batch in channels-last layout (the torch engine keeps the
+  model channels-last on CPU and CUDA);
 * ``--dtype auto-bf16`` picks bfloat16 weights on CPUs with native bf16 (AVX512-BF16/AMX), else float32;
 * ``--threads`` sets torch's intra-op threads in the main process (the compute side of the
   split between compute and the ``--workers`` decoding processes); ``--threads split`` gives
@@ -34,8 +34,7 @@ def tuned_predictor_class():  # noqa: ANN201 - builds the subclass lazily (no to
         channels_last = False
 
         def enable_channels_last(self) -> None:
-            self.channels_last = True
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.channels_last = True  # the torch engine already keeps the CPU model channels-last
 
         def forward(self, batch: DecodedBatch) -> torch.Tensor:
             if self.channels_last and batch.pixels.ndim == 4:
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = args.dtype
     if dtype == "auto-bf16":
         dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
-    predictor = tuned_predictor_class().from_pretrained(args.model, device="cpu", dtype=dtype)
+    predictor = tuned_predictor_class().from_pretrained(args.model, device="cpu", dtype=dtype, backend="torch")
     if args.threads == "split":  # light models: decoding is a large share, so it gets its own cores
         workers = default_workers(torch.device("cpu")) if args.workers is None else args.workers
         if workers > 0 and sum(p.numel() for p in predictor.model.parameters()) < LIGHT_MODEL_PARAMS:

@@ -44,7 +44,7 @@ def _assert_same(ray_rows: list[dict], cli_rows: dict[str, dict[str, str]]) -> N
     assert sorted(r["path"] for r in ray_rows) == sorted(cli_rows)
     for row in ray_rows:
         expected = cli_rows[row["path"]]
-        assert list(row)[:6] == ["path", "label", "negative", "neutral", "positive", "error"]
+        assert list(row)[:7] == ["path", "label", "confidence", "negative", "neutral", "positive", "error"]
         assert (row["label"] or "") == expected["label"]
         assert bool(row["error"]) == bool(expected["error"])
         for name in ("negative", "neutral", "positive"):

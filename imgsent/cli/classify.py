@@ -135,6 +135,8 @@ def classify(
                 on_progress=on_progress,
             )
         except KeyboardInterrupt:
+            if output is not None:  # count what the file holds: the interrupt may fall between a write and its callback
+                safe[0] = read_resume_state(output, chosen).rows
             where = f"are safe in {output}" if output else "were written"
             err.print(f"[bold yellow]Interrupted.[/] {safe[0]} rows {where}.")
             if output is not None:
