@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from imgsent.errors import InputNotFoundError
 from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence
-from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, repair_torn_line, sidecar_path, write_record
-from imgsent.scan import iter_image_files
+from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, sidecar_path, write_record
 from imgsent.shard import Shard, iter_shard_files
+from imgsent.torn_lines import cut_torn_line
 
 if TYPE_CHECKING:
     from imgsent.predictor import Predictor
@@ -245,7 +245,7 @@ def classify_files(
             Path(output).unlink()
             new_file = True
         if not new_file:
-            repair_torn_line(output)
+            cut_torn_line(output, fsync=True)  # only complete rows are trusted; never append to a fragment
         if new_file or not sidecar_path(output).exists():  # files from before records existed
             write_record(output, record)
         # surrogateescape keeps file names that are not valid UTF-8 byte-exact

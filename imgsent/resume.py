@@ -19,7 +19,6 @@ from typing import Any
 
 from imgsent.errors import ResumeMismatchError
 from imgsent.outputs import OutputFormat
-from imgsent.torn_lines import cut_torn_line
 
 SIDECAR_SUFFIX = ".imgsent.json"
 _CHECKED = ("model", "revision", "dtype", "binary")
@@ -126,7 +125,7 @@ def read_resume_state(output: str | os.PathLike[str], fmt: OutputFormat) -> Resu
     """Read what ``output`` already holds, without changing it.
 
     A last line without a trailing newline (a killed write) is ignored here and cut off
-    by :func:`repair_torn_line` before appending.
+    by :func:`imgsent.torn_lines.cut_torn_line` before appending.
 
     Raises:
         ResumeMismatchError: The file holds another format than ``fmt``, or its sidecar is invalid.
@@ -179,8 +178,3 @@ def check_record(existing: RunRecord | None, current: RunRecord, *, output: str 
             + "; ".join(diffs)
             + ". Nothing was changed. Rerun with the file's settings, write to another --output, or pass --force to mix."
         )
-
-
-def repair_torn_line(output: str | os.PathLike[str]) -> None:
-    """Cut a last line that has no trailing newline (a killed write), so appending is safe."""
-    cut_torn_line(output, fsync=True)

@@ -7,7 +7,6 @@ or picks a device on its own.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
 from typing import Literal, Protocol
@@ -68,22 +67,6 @@ def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
     if dtype not in _DTYPES:
         raise InvalidConfigError(f"Invalid dtype {dtype!r}. Use one of: auto, {', '.join(_DTYPES)}.")
     return _DTYPES[dtype]
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; read from /proc/cpuinfo).
-
-    Without it bf16 is emulated and slower than float32, so ``dtype="auto"`` stays float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def available_cores() -> int:
