@@ -77,6 +77,29 @@ def test_thread_switch_keeps_results(tiny):
     assert torch.allclose(engine.forward(pixels), before, atol=1e-6)
 
 
+def test_openvino_engines_dropped_in_creation_order_leave_signals_working(tiny_model_dir):
+    """OpenVINO swaps the thread's signal stack; dropping engines must never leave a freed one behind."""
+    pytest.importorskip("openvino")
+    import subprocess
+
+    script = (
+        "import faulthandler, gc, os, signal, torch\n"
+        "from imgsent.engines import load_engine\n"
+        "from imgsent.models.sentiment import SentimentModel\n"
+        "faulthandler.enable()  # gives the main thread a signal stack first, as pytest does\n"
+        f"model = SentimentModel.from_pretrained({str(tiny_model_dir)!r})\n"
+        "engines = [load_engine(model, backend='openvino', device=torch.device('cpu'), dtype=torch.float32) for _ in range(2)]\n"
+        "del engines[0]; gc.collect(); del engines[0]; gc.collect()\n"
+        "seen = []\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: seen.append(1))\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "print('handled', len(seen))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.split() == ["handled", "1"]
+
+
 def test_cpu_default_dtype_is_float32():
     assert resolve_dtype("auto", CPU) == torch.float32
 

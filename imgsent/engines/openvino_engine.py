@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,21 @@ import torch
 from imgsent.config import PreprocessConfig
 from imgsent.engines.export import normalize_numpy
 from imgsent.errors import EngineError
+
+
+@functools.cache
+def shared_core() -> object:
+    """The process's one ``openvino.Core``, kept until exit.
+
+    OpenVINO's CPU plugin gives the compiling thread its own signal stack and puts the previous
+    one back when its ``Core`` is destroyed. Two cores destroyed in the order they were created
+    leave the thread pointing at a freed stack, and the next signal handled there (a child
+    process exiting, Ctrl-C) crashes the process. One core that lives as long as the process
+    never does that.
+    """
+    import openvino as ov
+
+    return ov.Core()
 
 
 class OpenVinoEngine:
@@ -23,12 +39,10 @@ class OpenVinoEngine:
     device = torch.device("cpu")
 
     def __init__(self, path: Path, preprocess: PreprocessConfig, *, dtype: torch.dtype = torch.float32, threads: int = 0) -> None:
-        import openvino as ov
-
         self.path = Path(path)
         self.preprocess = preprocess
         self.dtype = dtype
-        self._core = ov.Core()
+        self._core = shared_core()
         try:
             self._model = self._core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises its own untyped errors
