@@ -245,7 +245,7 @@ class Predictor:
         """
         check_min_confidence(min_confidence)
         workers = self._workers(workers)
-        threads = compute_threads(self.device, workers, light=self._light)
+        threads = compute_threads(self.device, workers, light=self._light, engine=self.backend)
         for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
             with capped_threads(threads, self.engine):  # scoped to the compute; the previous count is restored
                 probs = self.forward(batch)
@@ -305,7 +305,7 @@ class Predictor:
     def _workers(self, workers: int | None) -> int:
         """The decoding workers to use: the caller's choice, checked, or the runtime default."""
         if workers is None:
-            return default_workers(self.device)
+            return default_workers(self.device, self.backend)
         if workers < 0:
             raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
         return workers

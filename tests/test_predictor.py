@@ -182,7 +182,7 @@ def test_tta_averages_the_image_and_its_mirror(predictor, photo_dir):
 def test_thread_cap_is_scoped_to_the_forward_pass(tiny_model_dir, photo_dir, monkeypatch):
     import imgsent.predictor as predictor_module
 
-    monkeypatch.setattr(predictor_module, "compute_threads", lambda device, workers, light: 1)
+    monkeypatch.setattr(predictor_module, "compute_threads", lambda device, workers, light, engine: 1)
     light = Predictor.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch")  # torch threads
     before = torch.get_num_threads()
     seen = []

@@ -5,6 +5,7 @@ import torch
 
 from imgsent.errors import InvalidConfigError
 from imgsent.runtime import (
+    available_cores,
     compute_threads,
     default_workers,
     resolve_device,
@@ -32,10 +33,12 @@ def test_compute_threads_policy():
     assert compute_threads(cpu, 2, light=False) is None  # heavy models keep every core
     assert compute_threads(torch.device("cuda"), 2, light=True) is None
     assert compute_threads(cpu, 10_000, light=True) == 1
+    assert compute_threads(cpu, 1, light=True, engine="openvino") is None  # sleeping thread pools share the cores
 
 
 def test_default_workers_are_bounded():
     assert 1 <= default_workers(torch.device("cpu")) <= 4
+    assert default_workers(torch.device("cpu"), "openvino") == max(1, min(8, available_cores()))
     assert 1 <= default_workers(torch.device("cuda")) <= 16
 
 
