@@ -104,12 +104,16 @@ def test_cpu_default_dtype_is_float32():
     assert resolve_dtype("auto", CPU) == torch.float32
 
 
-def test_auto_backend_choice():
+def test_auto_backend_choice(monkeypatch):
     assert resolve_backend("auto", torch.device("cuda"), torch.bfloat16) == "torch"
     assert resolve_backend("auto", CPU, torch.float16) == "torch"
-    assert resolve_backend("auto", CPU, torch.bfloat16) == "torch"  # OpenVINO is opt-in, even for bf16
-    if __import__("importlib").util.find_spec("onnxruntime"):
-        assert resolve_backend("auto", CPU, torch.float32) == "onnxruntime"
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    assert resolve_backend("auto", CPU, torch.float32) == "openvino"  # the fastest exact CPU engine
+    assert resolve_backend("auto", CPU, torch.bfloat16) == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what find_spec sees when it is not installed
+    assert resolve_backend("auto", CPU, torch.float32) == "onnxruntime"
+    assert resolve_backend("auto", CPU, torch.bfloat16) == "torch"  # ONNX Runtime runs float32 only
 
 
 def test_base_install_without_engines_uses_torch(monkeypatch, tiny):
