@@ -123,6 +123,17 @@ def classify_vs_naive(folder: Path, images: Path, paths: list[str]) -> dict[str,
             "ratio": len(paths) / wall / naive_rate, "label_agreement": agree, "decode_ceiling": decode, "load": load_average()[0]}
 
 
+def shared_core_bound(forward: list[dict[str, Any]], classify: dict[str, Any]) -> dict[str, Any]:
+    """1/(1/decode + 1/forward) with the best float32 forward of any engine, and classify's fraction of it."""
+    exact = [row for row in forward if row["dtype"] == "float32"]
+    if not exact:
+        return {}
+    best = max(exact, key=lambda row: row["images_per_second"])
+    bound = 1 / (1 / classify["decode_ceiling"] + 1 / best["images_per_second"])
+    return {"best_forward": best, "shared_core_bound": bound,
+            "fraction_of_bound": classify["classify_wall_images_per_second"] / bound}
+
+
 def bf16_agreement(folder: Path, paths: list[str]) -> dict[str, Any]:
     """float32 against bfloat16 (torch and OpenVINO) on the same decoded images."""
     import torch
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         images = make_jpegs(args.workdir / f"jpegs-{count}", count)
         paths = sorted(str(p) for p in images.glob("*.jpg"))
         results["classify"] = classify_vs_naive(folder, images, paths)
+        results["classify"].update(shared_core_bound(results["forward"].get(specs[0].name, []), results["classify"]))
         print("classify:", results["classify"], flush=True)
     shared = REPO.parent / "shared" / "data" / "twitter1-dev" / "images"
     if "bf16" not in args.skip and shared.is_dir() and not args.tiny:
