@@ -44,8 +44,8 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
     """The engine to use: ``backend`` itself, or for ``"auto"`` the fastest installed exact one.
 
     ``"auto"`` on the CPU picks OpenVINO, then ONNX Runtime (float32 only), then PyTorch. On 2
-    cores, at batch 32, the default model ran 135 img/s with OpenVINO, 108 with ONNX Runtime and
-    38 with PyTorch, all in float32 and within 2e-7 of PyTorch's probabilities; OpenVINO is also
+    cores, at batch 32, the default model ran 185 img/s with OpenVINO, 113 with ONNX Runtime and
+    48 with PyTorch, all in float32 and within 2e-7 of PyTorch's probabilities; OpenVINO is also
     the fastest CPU engine for ``bfloat16``. On CUDA and MPS ``"auto"`` is PyTorch.
 
     Raises:
