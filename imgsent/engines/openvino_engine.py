@@ -45,9 +45,11 @@ class OpenVinoEngine:
         self.path = Path(path)
         self.preprocess = preprocess
         self.dtype = dtype
+        # What the decoders hand over: uint8, or float32 when the resize skips antialiasing.
+        self._input_dtype = np.uint8 if preprocess.resize_antialias else np.float32
         self._core = shared_core()
         try:
-            self._model = _with_normalisation(self._core.read_model(str(self.path)), preprocess)
+            self._model = _with_normalisation(self._core.read_model(str(self.path)), preprocess, self._input_dtype)
         except Exception as exc:  # OpenVINO raises its own untyped errors
             raise EngineError(f"OpenVINO could not read {self.path}: {exc}") from None
         self._requests: dict[int, list[Any]] = {}
@@ -84,30 +86,26 @@ class OpenVinoEngine:
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``, the batch split across the streams."""
-        inputs = np.ascontiguousarray(pixels.numpy(), dtype=_input_dtype(self.preprocess))
-        parts = [part for part in np.array_split(inputs, min(len(self._streams), max(1, len(inputs)))) if len(part)]
+        inputs = np.ascontiguousarray(pixels.numpy(), dtype=self._input_dtype)
+        parts = np.array_split(inputs, max(1, min(len(self._streams), len(inputs))))
         running = self._streams[: len(parts)]
         for request, part in zip(running, parts):
             request.start_async([part], share_inputs=True)
         for request in running:
             request.wait()
         probs = [np.array(request.get_output_tensor(0).data, dtype=np.float32) for request in running]
-        return torch.from_numpy(np.concatenate(probs) if len(probs) > 1 else probs[0])
+        return torch.from_numpy(np.concatenate(probs))
 
 
-def _input_dtype(cfg: PreprocessConfig) -> type:
-    """What the decoders hand over: uint8, or float32 when the resize skips antialiasing."""
-    return np.uint8 if cfg.resize_antialias else np.float32
-
-
-def _with_normalisation(model: object, cfg: PreprocessConfig) -> object:
-    """``model`` with ``(x - 255 mean) / (255 std)`` compiled in front of it, as :func:`imgsent.transforms.normalize`."""
+def _with_normalisation(model: object, cfg: PreprocessConfig, input_dtype: type) -> object:
+    """``model`` taking ``input_dtype`` pixels, with ``(x - 255 mean) / (255 std)`` compiled in front of it,
+    as :func:`imgsent.transforms.normalize`."""
     import openvino as ov
     from openvino.preprocess import PrePostProcessor
 
     ppp = PrePostProcessor(model)
     source = ppp.input()
-    source.tensor().set_element_type(ov.Type.u8 if cfg.resize_antialias else ov.Type.f32).set_layout(ov.Layout("NCHW"))
+    source.tensor().set_element_type(ov.Type(input_dtype)).set_layout(ov.Layout("NCHW"))
     source.model().set_layout(ov.Layout("NCHW"))
     source.preprocess().convert_element_type(ov.Type.f32).mean([255.0 * m for m in cfg.mean]).scale([255.0 * s for s in cfg.std])
     return ppp.build()
