@@ -44,14 +44,8 @@ def forward_table(folder: Path, batches: tuple[int, ...], min_seconds: float) ->
         delta = float((probs - reference).abs().max())
         agree = float((probs.argmax(-1) == reference.argmax(-1)).float().mean())
         for batch in batches:
-            x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
-            engine.forward(x)
-            calls, start = 0, time.perf_counter()
-            while (elapsed := time.perf_counter() - start) < min_seconds or calls < 2:
-                engine.forward(x)
-                calls += 1
-                elapsed = time.perf_counter() - start
-            rows.append({"backend": backend, "dtype": dtype, "batch": batch, "images_per_second": calls * batch / elapsed,
+            rate = _images_per_second(engine, batch, size, min_seconds)
+            rows.append({"backend": backend, "dtype": dtype, "batch": batch, "images_per_second": rate,
                          "max_abs_diff_vs_torch_fp32": delta, "label_agreement_vs_torch_fp32": agree, "load": load_average()[0]})
             print(f"  {backend:12s} {dtype:9s} b{batch:<3d} {rows[-1]['images_per_second']:8.1f} img/s  |Δ| {delta:.1e}", flush=True)
         del engine
@@ -146,14 +140,20 @@ def forward_rate(folder: Path, backend: str, batch: int, seconds: float) -> floa
 
     model = SentimentModel.from_folder(folder)
     engine = load_engine(model, backend=backend, device=torch.device("cpu"), dtype=torch.float32)
-    size = model.config.preprocess.image_size
+    return _images_per_second(engine, batch, model.config.preprocess.image_size, seconds)
+
+
+def _images_per_second(engine: Any, batch: int, size: int, min_seconds: float) -> float:
+    """Forward passes of one random uint8 batch for at least ``min_seconds`` (and twice), after one warm-up."""
+    import torch
+
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     engine.forward(x)
     calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while (elapsed := time.perf_counter() - start) < min_seconds or calls < 2:
         engine.forward(x)
         calls += 1
-    return calls * batch / (time.perf_counter() - start)
+    return calls * batch / elapsed
 
 
 def best_float32(forward: list[dict[str, Any]]) -> list[dict[str, Any]]:
