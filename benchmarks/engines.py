@@ -1,17 +1,20 @@
-"""Engines benchmark: forward table, parity, start-up, classify against the naive loop, bf16 agreement.
+"""Engines benchmark: forward table, parity, start-up, classify against the naive loop, bf16 agreement, memory.
 
-One run, every figure measured in it, so ratios compare like with like on a busy machine::
+Every ratio is measured within one run, so it compares like with like on a busy machine::
 
-    python -m benchmarks.engines --images 3000          # ~15 min on 2 cores
-    python -m benchmarks.engines --tiny                 # seconds: a check of the harness
+    python -m benchmarks.engines --images 3000 --skip vit bf16 startup memory   # ~3 min on 2 cores
+    python -m benchmarks.engines --tiny                                         # seconds: a check of the harness
 
-Results go to ``benchmarks/results/engines.json`` and ``engines.md``.
+Results are merged into ``benchmarks/results/engines.json``: the forward table and the classify
+comparison of each run are added under ``runs``; start-up, bf16 agreement and memory replace
+their earlier entries.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +23,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import DEFAULT, REPO, TINY, VIT_B16, ModelSpec, load_average, machine_info, make_jpegs, model_folder, write_json
+from benchmarks import endtoend
+from benchmarks.common import (
+    DEFAULT,
+    REPO,
+    TINY,
+    VIT_B16,
+    ModelSpec,
+    load_average,
+    machine_info,
+    make_jpegs,
+    model_folder,
+    repeat_folder,
+    write_json,
+)
 
 CELLS = [("torch", "float32"), ("torch", "bfloat16"), ("onnxruntime", "float32"), ("openvino", "float32"), ("openvino", "bfloat16")]
 
@@ -192,36 +208,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16-images", type=int, default=None, help="Limit the bf16 check to the first N twitter1-dev photos.")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="Timing window per forward cell.")
     parser.add_argument("--base", type=Path, help="A checkout of the previous release, for start-up before/after.")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["forward", "vit", "startup", "classify", "bf16"])
+    parser.add_argument("--memory-images", type=int, default=20000, help="Images streamed through the CLI for the memory check.")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["forward", "vit", "startup", "classify", "bf16", "memory"])
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("IMGSENT_BENCH_DIR", "/tmp/imgsent-bench")))
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "engines.json")
     args = parser.parse_args(argv)
     specs: list[ModelSpec] = [TINY] if args.tiny else [DEFAULT, VIT_B16]
     min_seconds = 0.2 if args.tiny else args.min_seconds
-    results: dict[str, Any] = {"machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "forward": {}}
+    run: dict[str, Any] = {"machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "forward": {}}
+    results: dict[str, Any] = {}
     for spec in specs:
         if "forward" in args.skip or (spec is VIT_B16 and "vit" in args.skip):
             continue
         print(f"forward: {spec.name}", flush=True)
         batches = (1, 8, 32) if spec is not VIT_B16 else (8,)
-        results["forward"][spec.name] = forward_table(model_folder(spec, args.workdir), batches, min_seconds)
+        run["forward"][spec.name] = forward_table(model_folder(spec, args.workdir), batches, min_seconds)
     folder = model_folder(specs[0], args.workdir)
     if "startup" not in args.skip:
         results["startup"] = startup(args.base, 1 if args.tiny else 3)
         print("startup:", results["startup"]["median_seconds"], flush=True)
+    count = 20 if args.tiny else args.images
+    images = make_jpegs(args.workdir / f"jpegs-{count}", count)
     if "classify" not in args.skip:
-        count = 20 if args.tiny else args.images
-        images = make_jpegs(args.workdir / f"jpegs-{count}", count)
         paths = sorted(str(p) for p in images.glob("*.jpg"))
-        candidates = best_float32(results["forward"].get(specs[0].name, []))
-        results["classify"] = classify_vs_naive(folder, images, paths, candidates)
-        print("classify:", results["classify"], flush=True)
+        candidates = best_float32(run["forward"].get(specs[0].name, []))
+        run["classify"] = classify_vs_naive(folder, images, paths, candidates)
+        print("classify:", run["classify"], flush=True)
+    if "memory" not in args.skip:
+        total = 200 if args.tiny else args.memory_images
+        results["memory_stream"] = memory_stream(folder, repeat_folder(images, args.workdir / f"stream-{total}", total))
+        print("memory:", results["memory_stream"], flush=True)
     shared = REPO.parent / "shared" / "data" / "twitter1-dev" / "images"
     if "bf16" not in args.skip and shared.is_dir() and not args.tiny:
         results["bf16"] = bf16_agreement(folder, sorted(str(p) for p in shared.glob("*.jpg"))[: args.bf16_images])
         print("bf16:", results["bf16"], flush=True)
-    write_json(args.output, results)
+    if run["forward"] or "classify" in run:
+        results["runs"] = {f"run{len(_previous_runs(args.output)) + 1}": run}
+    write_json(args.output, merge_results(args.output, results))
     return 0
+
+
+def memory_stream(folder: Path, stream: Path) -> dict[str, Any]:
+    """PSS of the CLI's process tree (main process and decoding workers) over a long stream, sampled every second."""
+    result = endtoend.run_classify(endtoend.STOCK, stream, folder, interval=1.0, keep_samples=True)
+    return {**endtoend.memory_flatness(result), "images": result.images, "images_per_second": result.images_per_second,
+            "wall_images_per_second": result.wall_images_per_second}
+
+
+def _previous_runs(path: Path) -> dict[str, Any]:
+    return _read(path).get("runs", {})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def merge_results(path: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """The results already in ``path`` with this run's added: new runs appended, other entries replaced."""
+    merged = _read(path)
+    merged["runs"] = {**merged.get("runs", {}), **results.pop("runs", {})}
+    merged.update(results)
+    return merged
 
 
 if __name__ == "__main__":
