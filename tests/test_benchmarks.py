@@ -80,10 +80,22 @@ def test_engines_benchmark_tiny(tmp_path: Path) -> None:
     proc = _run(["-m", "benchmarks.engines", "--tiny", "--workdir", str(tmp_path), "--output", str(output)], tmp_path, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(output.read_text())
-    rows = result["forward"]["tiny ViT 32"]
+    run = result["runs"]["run1"]
+    rows = run["forward"]["tiny ViT 32"]
     assert {(r["backend"], r["dtype"]) for r in rows} == {
         ("torch", "float32"), ("torch", "bfloat16"), ("onnxruntime", "float32"), ("openvino", "float32"), ("openvino", "bfloat16")
     }
     assert all(r["max_abs_diff_vs_torch_fp32"] <= 1e-4 for r in rows if r["dtype"] == "float32")
-    assert result["classify"]["images"] == 20 and 0 <= result["classify"]["label_agreement"] <= 1
+    assert run["classify"]["images"] == 20 and 0 <= run["classify"]["label_agreement"] <= 1
     assert result["startup"]["median_seconds"]["after"] > 0
+    assert result["memory_stream"]["images"] == 200
+
+
+def test_engines_results_keep_earlier_runs(tmp_path: Path) -> None:
+    from benchmarks.engines import merge_results
+
+    path = tmp_path / "engines.json"
+    path.write_text(json.dumps({"runs": {"run1": {"x": 1}}, "startup": {"old": True}, "bf16": {"kept": True}}))
+    merged = merge_results(path, {"runs": {"run2": {"x": 2}}, "startup": {"new": True}})
+    assert merged == {"runs": {"run1": {"x": 1}, "run2": {"x": 2}}, "startup": {"new": True}, "bf16": {"kept": True}}
+    assert merge_results(tmp_path / "absent.json", {"runs": {"run1": {}}}) == {"runs": {"run1": {}}}
