@@ -97,12 +97,14 @@ class OpenVinoEngine:
 
         The batch goes to the streams in chunks of :data:`CHUNK` images, each stream taking the
         next chunk as soon as it is free, so the streams finish together and each chunk's
-        activations stay in the core's cache.
+        activations stay in the core's cache. Batches too small to give every stream a full chunk
+        are cut finer, so two images run on two streams (twice as fast on 2 cores).
         """
         inputs = np.ascontiguousarray(pixels.numpy(), dtype=self._input_dtype)
         probs = np.empty((len(inputs), len(LABELS)), dtype=np.float32)
-        for start in range(0, len(inputs), CHUNK):
-            self._queue.start_async([inputs[start : start + CHUNK]], probs[start : start + CHUNK], share_inputs=True)
+        chunk = max(1, min(CHUNK, -(-len(inputs) // len(self._queue))))
+        for start in range(0, len(inputs), chunk):
+            self._queue.start_async([inputs[start : start + chunk]], probs[start : start + chunk], share_inputs=True)
         self._queue.wait_all()
         return torch.from_numpy(probs)
 
