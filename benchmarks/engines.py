@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         results["startup"] = startup(args.base, 1 if args.tiny else 3)
         print("startup:", results["startup"]["median_seconds"], flush=True)
     count = 20 if args.tiny else args.images
-    images = make_jpegs(args.workdir / f"jpegs-{count}", count)
+    if not {"classify", "memory"} <= set(args.skip):
+        images = make_jpegs(args.workdir / f"jpegs-{count}", count)
     if "classify" not in args.skip:
         paths = sorted(str(p) for p in images.glob("*.jpg"))
         candidates = best_float32(run["forward"].get(specs[0].name, []))
@@ -242,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     if "bf16" not in args.skip and shared.is_dir() and not args.tiny:
         results["bf16"] = bf16_agreement(folder, sorted(str(p) for p in shared.glob("*.jpg"))[: args.bf16_images])
         print("bf16:", results["bf16"], flush=True)
+    merged = merge_results(args.output, results)
     if run["forward"] or "classify" in run:
-        results["runs"] = {f"run{len(_previous_runs(args.output)) + 1}": run}
-    write_json(args.output, merge_results(args.output, results))
+        merged["runs"][f"run{len(merged['runs']) + 1}"] = run
+    write_json(args.output, merged)
     return 0
 
 
@@ -253,10 +255,6 @@ def memory_stream(folder: Path, stream: Path) -> dict[str, Any]:
     result = endtoend.run_classify(endtoend.STOCK, stream, folder, interval=1.0, keep_samples=True)
     return {**endtoend.memory_flatness(result), "images": result.images, "images_per_second": result.images_per_second,
             "wall_images_per_second": result.wall_images_per_second}
-
-
-def _previous_runs(path: Path) -> dict[str, Any]:
-    return _read(path).get("runs", {})
 
 
 def _read(path: Path) -> dict[str, Any]:
