@@ -115,7 +115,6 @@ def forward_throughput(model: Any, image_size: int, device: Any, batch_sizes: li
 
 def correctness(spec: tuple[str, dict[str, Any], int], paths: list[str], device: Any) -> dict[str, Any]:
     """GPU (bf16 autocast) against CPU (float32) probabilities on the same decoded batch."""
-    import torch
 
     from imgsent.data import iter_batches
     from imgsent.predictor import Predictor

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from imgsent.config import LABELS
-from imgsent.torn_lines import cut_torn_line
 
 if TYPE_CHECKING:
     import pandas as pd

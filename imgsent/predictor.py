@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
-from imgsent.engines import Backend, Engine, load_engine
+from imgsent.engines import Backend, load_engine
 from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
 from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
