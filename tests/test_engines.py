@@ -259,3 +259,14 @@ def test_engine_description_says_how_to_get_the_fast_engine(monkeypatch):
     console = Console(record=True, width=300)
     console.print(escape(text))
     assert "pip install 'imgsent[cpu]'" in console.export_text()  # printed literally, not eaten as markup
+
+
+def test_classify_header_names_the_engine_and_the_missing_fast_one(monkeypatch, tiny_model_dir, photo_dir):
+    args = ["classify", str(photo_dir), "-m", str(tiny_model_dir), "--device", "cpu", "--workers", "0"]
+    pytest.importorskip("openvino")
+    fast = CliRunner().invoke(app, args)
+    assert ", engine openvino; " in fast.stderr
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what find_spec sees when it is not installed
+    slow = CliRunner().invoke(app, args)
+    header = slow.stderr.splitlines()[0]
+    assert "is not installed: pip install 'imgsent[cpu]');" in header and header.count("pip install") == 1
