@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--source", type=Path, default=SHARED_DATA / "twitter1-dev" / "images")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "default_engine.json")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="imgsent-default-engine-") as tmp:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
     }
     print(json.dumps(record, indent=2))
-    write_json(REPO / "benchmarks" / "results" / "default_engine.json", record)
+    write_json(args.output, record)
     return 0
 
 

@@ -270,3 +270,18 @@ def test_classify_header_names_the_engine_and_the_missing_fast_one(monkeypatch, 
     slow = CliRunner().invoke(app, args)
     header = slow.stderr.splitlines()[0]
     assert "is not installed: pip install 'imgsent[cpu]');" in header and header.count("pip install") == 1
+
+
+@pytest.mark.slow
+def test_default_engine_benchmark_runs(tmp_path):
+    import os
+    import subprocess
+
+    out = tmp_path / "result.json"
+    env = {**os.environ, "IMGSENT_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-m", "benchmarks.default_engine", "--images", "3", "--rounds", "1",
+                    "--source", str(EXAMPLES), "--output", str(out)], env=env, check=True, capture_output=True, timeout=600,
+                   cwd=Path(__file__).resolve().parents[1])
+    record = json.loads(out.read_text())
+    assert record["images"] == 3 and record["compared"] == 3 and record["labels_equal"] == 3
+    assert "engine openvino" in record["headers"]["default"] and record["max_abs_probability_difference"] <= 1e-4
