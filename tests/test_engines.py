@@ -215,7 +215,7 @@ def test_one_cache_key_for_a_model_and_its_folder(tiny, tiny_model_dir, tmp_path
     from_folder = load_engine(tiny_model_dir, backend="onnxruntime", device=CPU, dtype=torch.float32)
     assert from_model.path == from_folder.path
     assert [e.key for e in cache_entries()] == [model_key(tiny)]
-    assert cache_entries()[0].model == "efficientnet_lite0" and cache_entries()[0].engine_format == "onnx"
+    assert cache_entries()[0].model == tiny.config.architecture.name and cache_entries()[0].engine_format == "onnx"
 
 
 def test_key_follows_what_the_graph_depends_on(tiny, tiny_model_dir, tmp_path):

@@ -31,6 +31,7 @@ import torch
 from imgsent.config import WEIGHTS_NAME, ModelConfig
 from imgsent.engines.export import EXPORT_FORMAT, OPSET, export_onnx
 from imgsent.errors import EngineError, InvalidConfigError
+from imgsent.runtime import capped_threads
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
@@ -62,11 +63,17 @@ def engine_key(config: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]])
     """
     h = hashlib.sha256(f"imgsent-engine|{ENGINE_FORMAT}|export={EXPORT_FORMAT}|opset={OPSET}|torch={torch.__version__}|".encode())
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(tensors, key=lambda item: item[0]):
-        t = tensor.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"|{name}|{list(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
+    with capped_threads(1):  # hundreds of small casts: threads only add wake-up costs, badly so on busy cores
+        for name, tensor in sorted(tensors, key=lambda item: item[0]):
+            h.update(f"|{name}|{list(tensor.shape)}|".encode())
+            h.update(_float32_bytes(tensor))
     return h.hexdigest()
+
+
+def _float32_bytes(tensor: torch.Tensor) -> bytes:
+    """The tensor's values as float32 bytes (cast only when stored otherwise, e.g. float16)."""
+    t = tensor.detach().cpu()
+    return (t if t.dtype == torch.float32 else t.float()).contiguous().numpy().tobytes()
 
 
 def model_key(model: SentimentModel) -> str:
