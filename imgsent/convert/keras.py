@@ -20,8 +20,9 @@ from typing import Any, Literal
 import numpy as np
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-from imgsent.convert.card import file_sha256, model_card
+from imgsent.convert.card import model_card
 from imgsent.errors import ConversionError, MissingExtraError
+from imgsent.hashing import file_sha256
 from imgsent.models.network import build_network, save_model_folder
 from imgsent.registry import get_architecture
 

@@ -22,6 +22,7 @@ from imgsent.hub.names import (
     package_default,
     validate_local,
 )
+from imgsent.hashing import update_from_file
 from imgsent.hub.translate import translate_error
 from imgsent.registry import BundledModel, PaperRelease
 
@@ -266,9 +267,7 @@ def _verify_blob(file: Path, *, repo_id: str) -> None:
     key = (os.fspath(blob), stat.st_size, stat.st_mtime_ns)
     if key in _verified_blobs:
         return
-    with blob.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    update_from_file(digest, blob)
     if digest.hexdigest() != blob.name:
         for path in (file, blob):
             path.unlink(missing_ok=True)
