@@ -1,9 +1,9 @@
-"""Environment policy, read in one place: offline mode, the cache home and launcher variables.
+"""Environment policy, read in one place: offline mode, the cache home, launcher variables and usable cores.
 
 Every imgsent module that depends on an environment variable asks this module; none reads
 ``os.environ`` on its own. Offline mode uses huggingface_hub's own parsing, so imgsent and the
 Hub client agree on what ``HF_HUB_OFFLINE`` means. Thread counts are a runtime decision and live
-in :mod:`imgsent.runtime`.
+in :mod:`imgsent.runtime`, which counts cores with :func:`available_cores`.
 
 This module imports neither torch nor huggingface_hub at import time.
 
@@ -64,6 +64,16 @@ def cache_home(*parts: str) -> Path:
     if not base:
         base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "imgsent")
     return Path(base, *parts).expanduser()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, as a job scheduler sets it).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def paper_models_url(default: str) -> str:
