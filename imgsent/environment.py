@@ -101,22 +101,33 @@ class Launch:
         return self.world_size > 1
 
     def cuda_index(self, device_count: int) -> int:
-        """The CUDA device of this process on its host: ``LOCAL_RANK``, one device per process.
-
-        Raises:
-            InvalidConfigError: The host has fewer devices than ``LOCAL_RANK + 1``.
+        """The CUDA device of this process on its host (see :func:`cuda_index`).
 
         Example:
             >>> Launch(3, 4, 1).cuda_index(2)
             1
         """
-        if not 0 <= self.local_rank < device_count:
-            raise InvalidConfigError(
-                f"LOCAL_RANK={self.local_rank} but this host has {device_count} CUDA device(s): each process "
-                f"needs its own. Start at most {device_count} processes per host (torchrun --nproc-per-node "
-                f"{max(device_count, 1)}), or pass an explicit device such as --device cuda:0 or cpu."
-            )
-        return self.local_rank
+        return cuda_index(self.local_rank, device_count)
+
+
+def cuda_index(local_rank: int, device_count: int) -> int:
+    """The one rule for a launched process's CUDA device: ``LOCAL_RANK``, one device per process.
+
+    Raises:
+        InvalidConfigError: The host has fewer devices than ``local_rank + 1``; sharing a device
+            between launched processes is refused (NCCL cannot run two ranks on one GPU).
+
+    Example:
+        >>> cuda_index(1, 2)
+        1
+    """
+    if not 0 <= local_rank < device_count:
+        raise InvalidConfigError(
+            f"LOCAL_RANK={local_rank} but this host has {device_count} CUDA device(s): each process "
+            f"needs its own. Start at most {device_count} processes per host (torchrun --nproc-per-node "
+            f"{max(device_count, 1)}), or pass an explicit device such as --device cuda:0 or cpu."
+        )
+    return local_rank
 
 
 def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch:
