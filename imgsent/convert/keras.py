@@ -243,7 +243,7 @@ def infer_preset(path: str | os.PathLike[str], shape: dict[str, int]) -> KerasPr
     found = ", ".join(f"{k}={v}" for k, v in shape.items())
     if not by_shape:
         raise ConversionError(
-            f"{Path(path).name!r} has weights ({found}) that match none of the presets ({', '.join(PRESETS)}). "
+            f"{Path(path).name!r} has weights ({found}) that match none of the presets ({', '.join(sorted(PRESETS))}). "
             "For another ViT size, pass a KerasPreset with its head count and normalisation to "
             "imgsent.convert.convert_keras(..., preset=KerasPreset(...))."
         )
@@ -291,7 +291,7 @@ def convert_keras(
     tensors, shape = map_weights(read_h5(path), source=repr(os.fspath(path)))
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise ConversionError(f"Unknown preset {preset!r}. Valid presets: {', '.join(PRESETS)}.")
+            raise ConversionError(f"Unknown preset {preset!r}. Valid presets: {', '.join(sorted(PRESETS))}.")
         preset = PRESETS[preset]
     chosen = preset if preset is not None else infer_preset(path, shape)
     wrong = _mismatches(chosen, shape)
