@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
-from imgsent.errors import HubError, MissingExtraError, ModelNotFoundError
+from imgsent.errors import ConversionError, HubError, MissingExtraError, ModelNotFoundError
 from imgsent.hub.release import release_cache, release_url
 from imgsent.registry import KNOWN_MODELS
 from tests.hubserver import HubServer
@@ -99,3 +99,21 @@ def test_release_cache_and_url_follow_the_environment(monkeypatch: pytest.Monkey
     assert release_cache() == tmp_path / "paper"
     assert release_cache(tmp_path / "x") == tmp_path / "x" / "imgsent-paper"
     assert release_url(KNOWN_MODELS["paper-vit-l16"]) == "http://mirror.example/files/ViT_L16.h5"
+
+
+def test_a_release_with_a_known_sha256_refuses_other_bytes(
+    server: ReleaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    import dataclasses
+    import hashlib
+
+    from tests.test_convert_paper import PAYLOAD
+
+    release = KNOWN_MODELS["paper-vit-b32"]
+    monkeypatch.setitem(KNOWN_MODELS, "paper-vit-b32", dataclasses.replace(release, sha256="0" * 64))
+    with pytest.raises(ConversionError, match=r"does not match the release's sha256 0{64}; the download was deleted"):
+        resolve_model_dir("paper-vit-b32")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    good = dataclasses.replace(release, sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    monkeypatch.setitem(KNOWN_MODELS, "paper-vit-b32", good)
+    assert (resolve_model_dir("paper-vit-b32") / "model.safetensors").is_file()
