@@ -48,7 +48,13 @@ def release_cached(name: str, cache_dir: str | os.PathLike[str] | None = None) -
 
 
 def release_url(release: PaperRelease) -> str:
-    """The URL a release file is fetched from (``$IMGSENT_PAPER_MODELS_URL`` replaces the folder)."""
+    """The URL a release file is fetched from (``$IMGSENT_PAPER_MODELS_URL`` replaces the folder).
+
+    Example:
+        >>> from imgsent.registry import PAPER_RELEASES
+        >>> release_url(PAPER_RELEASES["ViT_B32"])  # doctest: +SKIP
+        'https://github.com/fabiocarrara/cross-modal-visual-sentiment-analysis/releases/download/v0.1.0/ViT_B32.h5'
+    """
     return f"{paper_models_url(release.url)}/{release.filename}"
 
 
@@ -77,6 +83,12 @@ def release_model_dir(
         MissingExtraError: The converter cannot run here (raised before any download).
         HubError: The server could not be reached, or the download failed.
         ConversionError: The downloaded file is not the expected one; it is deleted.
+
+    Example:
+        >>> from imgsent.convert.paper import CONVERTER
+        >>> from imgsent.registry import KNOWN_MODELS
+        >>> release_model_dir("paper-vit-b32", KNOWN_MODELS["paper-vit-b32"], convert=CONVERTER)  # doctest: +SKIP
+        PosixPath('/home/me/.cache/imgsent/paper/paper-vit-b32')
     """
     from filelock import FileLock
 
