@@ -119,12 +119,14 @@ class Predictor:
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
+        from imgsent.convert.paper import CONVERTER
         from imgsent.engines.folder import engine_for_folder, weights_numel
         from imgsent.hub import resolve_model_dir
         from imgsent.hub.names import model_display_name, snapshot_commit
 
         folder = Path(resolve_model_dir(
-            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            convert=CONVERTER,
         ))
         self = cls.__new__(cls)
         self.name, self.revision = model_display_name(model), snapshot_commit(folder, revision)

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from imgsent.config import PreprocessConfig
+from imgsent.environment import cache_home
 from imgsent.errors import EngineError, require_extra
+from imgsent.hashing import file_sha256
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
@@ -133,18 +135,11 @@ def model_digest(model: SentimentModel) -> str:
 
 def cache_root() -> Path:
     """``$IMGSENT_CACHE/engines``, else ``$XDG_CACHE_HOME/imgsent/engines``, else ``~/.cache/imgsent/engines``."""
-    if os.environ.get("IMGSENT_CACHE"):
-        return Path(os.environ["IMGSENT_CACHE"]) / "engines"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "imgsent" / "engines"
+    return cache_home("engines")
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _valid_entry(folder: Path) -> Path | None:

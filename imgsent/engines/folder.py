@@ -17,6 +17,7 @@ from imgsent.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 from imgsent.engines.base import Engine, load_engine, resolve_backend
 from imgsent.engines.export import EXPORT_FORMAT, OPSET, _valid_entry, cache_root, cached_onnx
 from imgsent.errors import EngineError
+from imgsent.hashing import update_from_file
 
 
 def folder_digest(folder: Path) -> str:
@@ -25,10 +26,7 @@ def folder_digest(folder: Path) -> str:
     h = hashlib.sha256(b"folder|")
     h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
     h.update(f"|format={EXPORT_FORMAT}|opset={OPSET}|torch={torch.__version__}|".encode())
-    with (folder / WEIGHTS_NAME).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return update_from_file(h, folder / WEIGHTS_NAME).hexdigest()
 
 
 def weights_numel(folder: Path) -> int:
