@@ -148,11 +148,13 @@ class Predictor:
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
+        from imgsent.convert.paper import CONVERTER
         from imgsent.hub import resolve_model_dir
         from imgsent.hub.names import model_display_name, snapshot_commit
 
         folder = Path(resolve_model_dir(
-            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            convert=CONVERTER,
         ))
         return cls(folder, device=device, dtype=dtype, backend=backend, name=model_display_name(model),
                    revision=snapshot_commit(folder, revision))

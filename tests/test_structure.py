@@ -155,3 +155,30 @@ def test_exactly_one_place_constructs_a_dataloader() -> None:
         f"{name}:{line}" for name, path in MODULES.items() for line in _dataloader_calls(path)
     }
     assert len(calls) == 1, f"DataLoader is constructed in {sorted(calls) or 'no module'}; build it in one place"
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_the_hub_never_imports_the_converters() -> None:
+    """Downloads live in imgsent.hub; converters sit above it and are handed in, never imported by it."""
+    graph = {name: _imports(name, path) for name, path in MODULES.items()}
+    hub = [m for m in MODULES if m == "imgsent.hub" or m.startswith("imgsent.hub.")]
+    paths = {
+        f"{start} -> {target}"
+        for start in hub
+        for target in _reachable(graph, start)
+        if target == "imgsent.convert" or target.startswith("imgsent.convert.")
+    }
+    assert not paths, f"imgsent.hub reaches imgsent.convert: {sorted(paths)}"
+
+
+def test_reachability_sees_indirect_imports() -> None:
+    assert _reachable({"a": {"b"}, "b": {"c"}, "c": set()}, "a") == {"b", "c"}

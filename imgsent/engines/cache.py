@@ -30,7 +30,9 @@ import torch
 
 from imgsent.config import WEIGHTS_NAME, ModelConfig
 from imgsent.engines.export import EXPORT_FORMAT, OPSET, export_onnx
+from imgsent.environment import cache_home
 from imgsent.errors import EngineError, InvalidConfigError
+from imgsent.hashing import file_sha256
 from imgsent.runtime import capped_threads
 
 if TYPE_CHECKING:
@@ -49,10 +51,7 @@ _STALE_STAGING_S = 24 * 3600  # a staging folder this old belongs to a process t
 
 def cache_root() -> Path:
     """``$IMGSENT_CACHE/engines``, else ``$XDG_CACHE_HOME/imgsent/engines``, else ``~/.cache/imgsent/engines``."""
-    if os.environ.get("IMGSENT_CACHE"):
-        return Path(os.environ["IMGSENT_CACHE"]) / "engines"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "imgsent" / "engines"
+    return cache_home("engines")
 
 
 def engine_key(config: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
@@ -98,14 +97,6 @@ def folder_key(folder: str | os.PathLike[str]) -> str:
         raise InvalidConfigError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file: {exc}") from None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _manifest(folder: Path) -> dict | None:
     try:
         data = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
@@ -119,7 +110,7 @@ def lookup(key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path
     folder = (Path(cache_dir) if cache_dir is not None else cache_root()) / key
     path, manifest = folder / _FILE, _manifest(folder)
     try:
-        if manifest is None or path.stat().st_size != manifest["size"] or _file_sha256(path) != manifest["sha256"]:
+        if manifest is None or path.stat().st_size != manifest["size"] or file_sha256(path) != manifest["sha256"]:
             return None
         os.utime(folder / _MANIFEST)  # last used
     except (OSError, KeyError, TypeError):
@@ -157,7 +148,7 @@ def cached_onnx(
     staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=root))
     try:
         path = export_onnx(model, staging / _FILE)
-        manifest = {"sha256": _file_sha256(path), "size": path.stat().st_size, "format": ENGINE_FORMAT,
+        manifest = {"sha256": file_sha256(path), "size": path.stat().st_size, "format": ENGINE_FORMAT,
                     "model": source or model.config.architecture.name, "architecture": model.config.architecture.name,
                     "export_format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__}
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -54,7 +54,8 @@ def classify(
         concurrency: Number of actors, each with its own model. Default 1.
         num_gpus: GPUs reserved per actor (``1`` puts one actor on each GPU; the model then
             runs on ``cuda``). Default 0.
-        num_cpus: CPUs reserved per actor; also its torch threads. Default 1.
+        num_cpus: CPUs reserved per actor; also its compute threads, whichever the engine (torch,
+            ONNX Runtime or OpenVINO). Default 1.
         binary: Drop neutral and compare negative with positive (the paper's protocol).
         **predictor_options: Passed to :meth:`imgsent.Predictor.from_pretrained`: ``revision``,
             ``device``, ``dtype``, ``cache_dir``, ``token``, ``local_files_only``.
@@ -185,12 +186,12 @@ class _Classifier:
         self, model: str | None, options: dict[str, Any], column: str, path_column: str | None,
         batch_size: int, binary: bool, threads: int,
     ) -> None:
-        import torch
-
         from imgsent.predictor import Predictor
+        from imgsent.runtime import set_worker_threads
 
-        torch.set_num_threads(threads)
+        set_worker_threads(threads)  # before loading: the torch network is built with these threads
         self.predictor = Predictor.from_pretrained(model, **options)
+        set_worker_threads(threads, self.predictor.engine)  # ONNX Runtime and OpenVINO keep their own threads
         self.column, self.path_column = column, path_column
         self.batch_size, self.binary = batch_size, binary
 
