@@ -4,6 +4,7 @@ Example:
     >>> import imgsent
     >>> imgsent.predict("examples/images/coffee_cup.jpg")
     [Prediction(source='examples/images/coffee_cup.jpg', label='positive', ...)]
+    >>> imgsent.predict.cache_clear()  # free the model that predict keeps loaded
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ModelConfig",
+    "PredictOptions",
     "Prediction",
     "Predictor",
     "SentimentModel",
@@ -24,6 +26,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from imgsent.config import ModelConfig
+    from imgsent.options import PredictOptions
     from imgsent.models.sentiment import SentimentModel
     from imgsent.outputs import Prediction
     from imgsent.outputs import to_dataframe
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "ModelConfig": "imgsent.config",
+    "PredictOptions": "imgsent.options",
     "Prediction": "imgsent.outputs",
     "Predictor": "imgsent.predictor",
     "SentimentModel": "imgsent.models.sentiment",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from imgsent.errors import InputNotFoundError
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence
+from imgsent.options import PredictOptions
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter
 from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, sidecar_path, write_record
 from imgsent.shard import Shard, iter_shard_files
 from imgsent.torn_lines import cut_torn_line
@@ -225,7 +226,7 @@ def classify_files(
         (6, 1)
     """
     start = time.perf_counter()
-    check_min_confidence(min_confidence)
+    options = PredictOptions(batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence)
     summary = ClassifySummary()
     done: frozenset[str] = frozenset()
     record = run_record(predictor, fmt, binary=binary)
@@ -255,8 +256,7 @@ def classify_files(
         processed = 0
         if on_progress is not None:
             on_progress(0, total)
-        for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary,
-                                                             min_confidence=min_confidence):
+        for predictions in predictor.iter_predict_batches(scanned, options=options):
             writer.write(predictions)
             _tally(summary, predictions)
             processed += len(predictions)

@@ -7,17 +7,20 @@ import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
-from imgsent.engines import Backend, load_engine
+from imgsent.config import ModelConfig
+from imgsent.engines import Backend, describe_engine, load_engine
+from imgsent.engines.base import weights_numel
 from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
-from imgsent.errors import InvalidConfigError
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
-from imgsent.outputs import Prediction, check_min_confidence, labelled
+from imgsent.options import PredictOptions, with_predict_options
+from imgsent.outputs import Prediction, labelled
 from imgsent.runtime import (
     DeviceLike,
     DtypeLike,
@@ -32,11 +35,32 @@ _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT
 
 
 class Predictor:
-    """Predict image polarity with a loaded model.
+    """Predict image polarity with a loaded model: load once, then preprocess -> forward -> postprocess in batches.
 
-    Load once with :meth:`from_pretrained`, then call :meth:`predict` on lists of images or
-    :meth:`iter_predict` on streams too large for memory. Inputs may be paths, bytes,
-    PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
+    Build one with :meth:`from_pretrained` (a known name, a Hub repo id or a folder), or from a
+    loaded :class:`~imgsent.models.sentiment.SentimentModel` or a model folder. Then call
+    :meth:`predict` on lists of images or :meth:`iter_predict` on streams too large for memory.
+    Inputs may be paths, bytes, PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
+    Every predict method takes the options of :class:`~imgsent.options.PredictOptions` as keywords.
+
+    Args:
+        model: A loaded :class:`~imgsent.models.sentiment.SentimentModel`, or a folder with
+            ``config.json`` and ``model.safetensors`` (an engine whose export is cached then
+            never builds the torch network).
+        device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
+        dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
+            ``"bfloat16"`` or ``"float16"``.
+        backend: ``"auto"`` (the fastest engine that is exact for this device and dtype:
+            OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs), ``"torch"``,
+            ``"onnxruntime"`` or ``"openvino"``.
+        name: Where the model came from, for ``repr`` and run records. Default: ``"custom"``
+            for a loaded model, the folder path for a folder.
+        revision: The Hub commit the weights came from; ``None`` for bundled and local models.
+
+    Raises:
+        InvalidConfigError: Bad device, dtype or backend (the message lists the valid ones).
+        MissingExtraError: The backend's package is not installed.
+        ModelNotFoundError: The folder lacks ``config.json`` or ``model.safetensors``.
 
     Example:
         >>> predictor = Predictor.from_pretrained(device="cpu", backend="torch")  # the bundled model, offline
@@ -48,35 +72,43 @@ class Predictor:
 
     def __init__(
         self,
-        model: SentimentModel,
+        model: SentimentModel | str | os.PathLike[str],
         *,
         device: DeviceLike = "auto",
         dtype: DtypeLike = "auto",
         backend: Backend = "auto",
-        name: str = "custom",
+        name: str | None = None,
         revision: str | None = None,
     ) -> None:
-        self.name = name
+        """Build the engine for ``model`` on ``device`` (see the class docstring for the arguments)."""
+        loaded = model if isinstance(model, SentimentModel) else None
+        self.name = name or ("custom" if loaded is not None else str(model))
         """Where the model came from: ``"default"``, a known name, a Hub repo id or a folder path."""
         self.revision = revision
         """The Hub commit the weights were loaded from; ``None`` for bundled and local models."""
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.config = model.config
+        self.requested_backend = backend
+        """The ``backend`` asked for (``"auto"`` by default); :attr:`backend` is the engine it resolved to."""
         self.engine = load_engine(model, backend=backend, device=self.device, dtype=self.dtype)
         self.backend = self.engine.name
-        self._model: SentimentModel | None = model
-        self._folder: Path | None = None
+        self._model: SentimentModel | None = loaded or getattr(self.engine, "model", None)
+        self._folder: Path | None = None if loaded is not None else Path(model)
+        self.config = self._model.config if self._model is not None else ModelConfig.load(self._folder)  # type: ignore[arg-type]
         # Light models spend as long decoding as computing: on CPU they give the workers their own cores.
-        self._light = sum(p.numel() for p in model.parameters()) < _LIGHT_MODEL_PARAMS
+        self._light = weights_numel(self._model if self._model is not None else self._folder) < _LIGHT_MODEL_PARAMS  # type: ignore[arg-type]
 
     @property
     def model(self) -> SentimentModel:
         """The torch model (loaded on first access when a cached ONNX export made it unnecessary)."""
         if self._model is None:
-            assert self._folder is not None
-            self._model = SentimentModel.from_folder(self._folder)
+            self._model = SentimentModel.from_folder(self._folder)  # type: ignore[arg-type]
         return self._model
+
+    @property
+    def engine_description(self) -> str:
+        """The engine for a run's header, with how to install a faster one when ``"auto"`` had to settle."""
+        return describe_engine(self.backend, device=self.device, dtype=self.dtype, requested=self.requested_backend)
 
     @classmethod
     def from_pretrained(
@@ -91,7 +123,7 @@ class Predictor:
         dtype: DtypeLike = "auto",
         backend: Backend = "auto",
     ) -> Predictor:
-        """Load a model and wrap it for prediction.
+        """Find a model, then build a :class:`Predictor` on its folder.
 
         Args:
             model: ``None`` for the default model shipped in the package; a known name; a local
@@ -100,12 +132,9 @@ class Predictor:
             cache_dir: Hub cache folder.
             token: Hub token for private repos.
             local_files_only: Use only the local cache (also ``HF_HUB_OFFLINE=1``).
-            device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
-            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
-                ``"bfloat16"`` or ``"float16"``.
-            backend: ``"auto"`` (the fastest installed engine that is exact for this device and
-                dtype: OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs),
-                ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
+            device: As in :class:`Predictor`.
+            dtype: As in :class:`Predictor`.
+            backend: As in :class:`Predictor`.
 
         Returns:
             A ready :class:`Predictor`.
@@ -120,7 +149,6 @@ class Predictor:
             (device(type='cpu'), 'efficientnet_lite0')
         """
         from imgsent.convert.paper import CONVERTER
-        from imgsent.engines.folder import engine_for_folder, weights_numel
         from imgsent.hub import resolve_model_dir
         from imgsent.hub.names import model_display_name, snapshot_commit
 
@@ -128,16 +156,8 @@ class Predictor:
             model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
             convert=CONVERTER,
         ))
-        self = cls.__new__(cls)
-        self.name, self.revision = model_display_name(model), snapshot_commit(folder, revision)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.engine, self.config, self._model = engine_for_folder(  # type: ignore[assignment]
-            folder, backend=backend, device=self.device, dtype=self.dtype
-        )
-        self.backend, self._folder = self.engine.name, folder
-        self._light = weights_numel(folder) < _LIGHT_MODEL_PARAMS
-        return self
+        return cls(folder, device=device, dtype=dtype, backend=backend, name=model_display_name(model),
+                   revision=snapshot_commit(folder, revision))
 
     def __repr__(self) -> str:
         """``Predictor(model='default', device='cpu', dtype='float32', engine='torch')``, plus the revision when known."""
@@ -145,34 +165,26 @@ class Predictor:
         dtype = str(self.dtype).removeprefix("torch.")
         return f"Predictor(model={self.name!r}{revision}, device={str(self.device)!r}, dtype={dtype!r}, engine={self.backend!r})"
 
+    @with_predict_options
     def predict(
-        self,
-        images: ImageSource | Sequence[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: ImageSource | Sequence[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> list[Prediction]:
         """Predict the polarity of a list of images.
 
         Args:
             images: One image or a list of images (paths, bytes, PIL images, arrays, tensors).
-            batch_size: Images per forward pass. Default 32.
-            workers: Decoding processes. ``None`` picks a good number for the device; 0 decodes
-                in this process (best for a handful of in-memory images).
-            binary: Drop the neutral output and compare negative with positive (the paper's
-                evaluation protocol). Probabilities are still all three.
-            tta: Average the probabilities of each image and its horizontal mirror. Default False.
-            max_pixels: Inputs with more pixels are refused as decompression bombs.
-            min_confidence: Predictions whose calibrated confidence is below it get the label
-                ``"uncertain"`` (probabilities and confidence kept). Default 0: never.
+            options: A whole :class:`~imgsent.options.PredictOptions`. Default: its defaults.
+            **overrides: Any :class:`~imgsent.options.PredictOptions` field, by name:
+                ``batch_size`` (32), ``workers`` (``None``: automatic; with no more images than
+                ``batch_size``, 0), ``binary`` (False), ``tta`` (False), ``max_pixels`` and
+                ``min_confidence`` (0.0).
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
             read gets a prediction with ``error`` set instead of raising.
+
+        Raises:
+            InvalidConfigError: An unknown option or a bad value (checked before any work).
 
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
@@ -180,24 +192,15 @@ class Predictor:
             [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.1149..., neutral=..., positive=0.8850..., error=None, confidence=0.8850...),
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
+        opts = PredictOptions.build(options, **overrides)
         images = _as_list(images)
-        if workers is None and len(images) <= batch_size:
-            workers = 0  # starting processes costs more than decoding a handful of images
-        return list(
-            self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
-                              min_confidence=min_confidence)
-        )
+        if opts.workers is None and len(images) <= opts.batch_size:
+            opts = dataclasses.replace(opts, workers=0)  # starting processes costs more than decoding a handful of images
+        return list(self.iter_predict(images, options=opts))
 
+    @with_predict_options
     def iter_predict(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: Iterable[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> Iterator[Prediction]:
         """Stream predictions for an iterable of any length, in input order, with bounded memory.
 
@@ -220,40 +223,33 @@ class Predictor:
             examples/images/hubble_extreme_deep_field.jpg positive
             examples/images/photographer_grayscale.jpg positive
         """
-        for predictions in self.iter_predict_batches(
-            images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
-            min_confidence=min_confidence,
-        ):
-            yield from predictions
+        batches = self.iter_predict_batches(images, options=PredictOptions.build(options, **overrides))  # checked now
+        return (prediction for predictions in batches for prediction in predictions)
 
+    @with_predict_options
     def iter_predict_batches(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: Iterable[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> Iterator[list[Prediction]]:
         """The whole pipeline, batch by batch: decode -> forward -> postprocess.
 
         Callers that write or count results per batch (``classify``, ``evaluate``) use this;
-        arguments are as in :meth:`predict`.
+        arguments are as in :meth:`predict`, and are checked when it is called.
 
         Yields:
             One list of up to ``batch_size`` :class:`~imgsent.Prediction` records per batch, in input order.
         """
-        check_min_confidence(min_confidence)
-        workers = self._workers(workers)
+        return self._run(images, PredictOptions.build(options, **overrides))
+
+    def _run(self, images: Iterable[ImageSource], opts: PredictOptions) -> Iterator[list[Prediction]]:
+        """The generator behind :meth:`iter_predict_batches`, on checked options."""
+        workers = self._workers(opts.workers)
         threads = compute_threads(self.device, workers, light=self._light, engine=self.backend)
-        for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
+        for batch in self.iter_batches(images, batch_size=opts.batch_size, workers=workers, max_pixels=opts.max_pixels):
             with capped_threads(threads, self.engine):  # scoped to the compute; the previous count is restored
                 probs = self.forward(batch)
-                if tta and probs.shape[0]:
+                if opts.tta and probs.shape[0]:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
-            yield self.postprocess(batch, probs, binary=binary, min_confidence=min_confidence)
+            yield self.postprocess(batch, probs, binary=opts.binary, min_confidence=opts.min_confidence)
 
     def explain(self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None) -> list[np.ndarray]:
         """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
@@ -288,8 +284,7 @@ class Predictor:
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
-        if batch_size < 1:
-            raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        PredictOptions(batch_size=batch_size, workers=workers, max_pixels=max_pixels)  # the one validation
         if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
             return iter_gpu_batches(
                 images, self.config.preprocess, batch_size=batch_size, workers=self._workers(workers),
@@ -305,12 +300,8 @@ class Predictor:
         )
 
     def _workers(self, workers: int | None) -> int:
-        """The decoding workers to use: the caller's choice, checked, or the runtime default."""
-        if workers is None:
-            return default_workers(self.device, self.backend)
-        if workers < 0:
-            raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
-        return workers
+        """The decoding workers to use: the caller's choice (checked by :class:`PredictOptions`) or the runtime default."""
+        return default_workers(self.device, self.backend) if workers is None else workers
 
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
         """Run the engine on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
@@ -354,6 +345,7 @@ def _cached_predictor(model: str | None, revision: str | None, device: str, dtyp
     return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)  # type: ignore[arg-type]
 
 
+@with_predict_options
 def predict(
     images: ImageSource | Sequence[ImageSource],
     *,
@@ -362,11 +354,13 @@ def predict(
     device: str = "auto",
     dtype: str = "auto",
     backend: str = "auto",
-    batch_size: int = 32,
-    workers: int | None = None,
-    binary: bool = False,
+    options: PredictOptions | None = None,
+    **overrides: Any,
 ) -> list[Prediction]:
-    """Predict image polarity in one call; the loaded model is cached for later calls.
+    """Predict image polarity in one call; the loaded model is kept for later calls.
+
+    Up to four predictors (one per model, revision, device, dtype and backend) stay loaded;
+    ``imgsent.predict.cache_clear()`` drops them and frees their memory.
 
     Args:
         images: One image or a list: paths, bytes, PIL images, HWC arrays or CHW tensors.
@@ -376,18 +370,26 @@ def predict(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
         dtype: ``"auto"`` (float32 on CPU), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        batch_size: Images per forward pass.
-        workers: Decoding processes (``None``: automatic).
-        binary: Drop neutral and compare negative with positive (the paper's protocol).
+        options: A whole :class:`~imgsent.options.PredictOptions`.
+        **overrides: Every option of :meth:`Predictor.predict`, by name (``batch_size``,
+            ``workers``, ``binary``, ``tta``, ``max_pixels``, ``min_confidence``).
 
     Returns:
         One :class:`~imgsent.Prediction` per input, in order; unreadable inputs carry ``error``.
 
+    Raises:
+        InvalidConfigError: An unknown option or a bad value (checked before any model is loaded).
+
     Example:
         >>> import imgsent
-        >>> imgsent.predict("examples/images/coffee_cup.jpg")[0].label
+        >>> imgsent.predict("examples/images/coffee_cup.jpg", min_confidence=0.5)[0].label
         'positive'
+        >>> imgsent.predict.cache_clear()
     """
+    opts = PredictOptions.build(options, **overrides)
     key = None if model is None else str(model)
     predictor = _cached_predictor(key, revision, str(device), str(dtype), str(backend))
-    return predictor.predict(images, batch_size=batch_size, workers=workers, binary=binary)
+    return predictor.predict(images, options=opts)
+
+
+predict.cache_clear = _cached_predictor.cache_clear  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ def test_cache_home_follows_one_rule(monkeypatch, tmp_path):
 
 
 def test_engine_and_paper_caches_derive_from_the_cache_home(monkeypatch, tmp_path):
-    from imgsent.engines.export import cache_root
+    from imgsent.engines.cache import cache_root
     from imgsent.hub.release import release_cache
 
     monkeypatch.setenv("IMGSENT_CACHE", str(tmp_path))

@@ -62,7 +62,7 @@ def _root(
 
 
 def _register() -> None:
-    from imgsent.cli import classify, convert, evaluate, hub, merge, report
+    from imgsent.cli import cache, classify, convert, evaluate, hub, merge, report
     from imgsent.cli.distill import distill_app
     from imgsent.cli.export import export_app
 
@@ -76,6 +76,7 @@ def _register() -> None:
     app.add_typer(distill_app(), name="distill")
     app.add_typer(export_app, name="export")
     app.add_typer(convert.convert_app(), name="convert")
+    app.add_typer(cache.cache_app, name="cache")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from typer.core import TyperArgument, TyperOption
 
 from imgsent.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, BackendOpt, ModelOpt, RevisionOpt, err
@@ -169,7 +170,7 @@ def _print_header(predictor: object, total: int, done: int, output: Optional[Pat
     todo = _images(total) + (f" ({done} already in the output)" if resume else "")
     err.print(
         f"model {p.name}{note}, revision {p.revision or ('bundled' if p.name == 'default' else '-')}, device {p.device}, dtype {dtype}, "  # type: ignore[attr-defined]
-        f"engine {p.backend}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
+        f"engine {escape(p.engine_description)}; {todo} -> {output or 'stdout'} ({fmt})"  # type: ignore[attr-defined]
     )
 
 

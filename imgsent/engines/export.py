@@ -1,4 +1,4 @@
-"""ONNX export of a model, and the export cache that ONNX Runtime and OpenVINO load from.
+"""ONNX export of a model (what ONNX Runtime and OpenVINO run; cached by :mod:`imgsent.engines.cache`).
 
 The exported graph takes normalised float32 pixels ``[batch, 3, S, S]`` (input ``pixels``,
 dynamic batch) and returns softmax probabilities ``[batch, 3]`` (output ``probabilities``).
@@ -8,11 +8,8 @@ and the labels are written into the file's metadata, so the file is usable outsi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +19,7 @@ import torch
 from torch import nn
 
 from imgsent.config import PreprocessConfig
-from imgsent.environment import cache_home
 from imgsent.errors import EngineError, require_extra
-from imgsent.hashing import file_sha256
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
@@ -33,7 +28,6 @@ INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 OPSET = 17
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old cache entries are not reused
-_MANIFEST = "manifest.json"
 
 
 class _Probabilities(nn.Module):
@@ -119,80 +113,6 @@ def onnx_metadata(model: SentimentModel) -> dict[str, str]:
         "imgsent.architecture": cfg.architecture.name,
         "imgsent.config": json.dumps(cfg.to_dict(), sort_keys=True),
     }
-
-
-def model_digest(model: SentimentModel) -> str:
-    """SHA-256 over the config, every weight (name, dtype, shape, bytes) and the exporter versions."""
-    h = hashlib.sha256()
-    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    h.update(f"|format={EXPORT_FORMAT}|opset={OPSET}|torch={torch.__version__}|".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{name}|{list(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def cache_root() -> Path:
-    """``$IMGSENT_CACHE/engines``, else ``$XDG_CACHE_HOME/imgsent/engines``, else ``~/.cache/imgsent/engines``."""
-    return cache_home("engines")
-
-
-def _file_sha256(path: Path) -> str:
-    return file_sha256(path)
-
-
-def _valid_entry(folder: Path) -> Path | None:
-    """The cached file if its manifest matches its size and SHA-256, else ``None``."""
-    path = folder / "model.onnx"
-    try:
-        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
-        if path.stat().st_size == manifest["size"] and _file_sha256(path) == manifest["sha256"]:
-            return path
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def cached_onnx(
-    model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None
-) -> Path:
-    """The ONNX export of ``model`` from the cache, exporting it on first use.
-
-    Entries are keyed by :func:`model_digest` (or ``key``, a digest of the model's files), so a changed config or weight never reuses a
-    stale export. An entry whose file does not match the size and SHA-256 in its manifest
-    (truncated, edited, half-written) is exported again. Writes are atomic (temporary folder,
-    then rename), so concurrent processes never see a partial entry.
-
-    Raises:
-        MissingExtraError: ``onnx`` is not installed.
-        EngineError: The export failed.
-    """
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    folder = root / (key or model_digest(model))
-    found = _valid_entry(folder)
-    if found is not None:
-        return found
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-    try:
-        path = export_onnx(model, staging / "model.onnx")
-        manifest = {"sha256": _file_sha256(path), "size": path.stat().st_size, "opset": OPSET,
-                    "architecture": model.config.architecture.name, "torch": torch.__version__}
-        (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
-        try:
-            staging.rename(folder)
-        except OSError:  # another process won the race; use its entry if it is sound
-            if _valid_entry(folder) is None:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    found = _valid_entry(folder)
-    if found is None:
-        raise EngineError(f"The ONNX export cache entry {folder} could not be written or verified.")
-    return found
 
 
 def normalize_numpy(pixels: torch.Tensor, cfg: PreprocessConfig) -> np.ndarray:
