@@ -39,18 +39,6 @@ TRAIN_EPILOG = (
 )
 
 
-def distill_app() -> typer.Typer:
-    """Build the ``distill`` sub-application."""
-    sub = typer.Typer(help="Distil an image model from a text teacher (corpus -> ... -> model folder).",
-                      no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode="markdown")
-    from imgsent.cli.common import Command
-
-    sub.command(cls=Command, epilog=EPILOG)(run)
-    sub.command(cls=Command, epilog=EPILOG)(stage)
-    sub.command(cls=Command, epilog=TRAIN_EPILOG)(train)
-    return sub
-
-
 def run(
     recipe: RecipeArg,
     workdir: WorkdirOpt = None,
@@ -81,9 +69,12 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     from imgsent.distill.distributed import process_rank
     from imgsent.distill.pipeline import DistillRun
     from imgsent.distill.recipe import load_recipe
+    from imgsent.outputs import check_writable
 
     recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
-    folder = workdir or Path("runs") / recipe.name
+    folder = check_writable(workdir or Path("runs") / recipe.name, kind="work folder", folder=True)
+    if output is not None:
+        check_writable(output, kind="model folder", folder=True)
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:
         runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
@@ -126,7 +117,9 @@ def train(
     from imgsent.distill.distributed import process_rank
     from imgsent.distill.records import TrainConfig, read_rows
     from imgsent.distill.trainer import train_student
+    from imgsent.outputs import check_writable
 
+    check_writable(out, kind="run folder", folder=True)
     options = TrainConfig.from_dict(_read_json_file(config) if config else {})
     student = _load_student(model, seed=options.seed, imagenet=imagenet)
     val = read_rows(val_rows) if val_rows else []
