@@ -62,6 +62,7 @@ def download(
     """Fetch a model into the cache, for later use with HF_HUB_OFFLINE=1 on machines without network."""
     from imgsent.errors import HubError
     from imgsent.hub import download_model
+    from imgsent.outputs import check_writable
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
         raise HubError(
@@ -69,5 +70,7 @@ def download(
             "without it on a machine that reaches the Hub (HF_HUB_OFFLINE= imgsent download ...), then copy "
             "the cache folder to the offline machine."
         )
+    if cache_dir is not None:
+        check_writable(cache_dir, kind="cache folder", folder=True)
     folder = download_model(model, revision=revision, cache_dir=cache_dir, token=token)
     typer.echo(str(folder))
