@@ -273,10 +273,10 @@ def check_writable(path: str | os.PathLike[str], *, kind: str = "output", folder
     Example:
         >>> str(check_writable("runs/new/out.csv"))
         'runs/new/out.csv'
-        >>> check_writable("pyproject.toml/out.csv", kind="report")
+        >>> check_writable("examples/images/coffee_cup.jpg/report.html", kind="report")
         Traceback (most recent call last):
         ...
-        imgsent.errors.OutputNotWritableError: Cannot write the report 'pyproject.toml/out.csv': 'pyproject.toml' is a file, not a folder. Pass a path whose folders exist or can be created.
+        imgsent.errors.OutputNotWritableError: Cannot write the report 'examples/images/coffee_cup.jpg/report.html': 'examples/images/coffee_cup.jpg' is a file, not a folder. Pass a path whose folders exist or can be created.
     """
     target = Path(path).expanduser()
 
