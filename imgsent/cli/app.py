@@ -119,7 +119,8 @@ def _register() -> None:
         ("convert", convert.keras, convert.EPILOG),
     ]
     groups = {
-        name: typer.Typer(cls=Group, help=text, no_args_is_help=True, rich_markup_mode="markdown")
+        name: typer.Typer(cls=Group, help=text, no_args_is_help=True, rich_markup_mode="markdown",
+                          pretty_exceptions_show_locals=False)
         for name, text in GROUPS.items()
     }
     for group, function, epilog in commands:
