@@ -299,5 +299,6 @@ def check_writable(path: str | os.PathLike[str], *, kind: str = "output", folder
     if not parent.is_dir():
         raise refuse(f"{os.fspath(parent)!r} is a file, not a folder", "Pass a path whose folders exist or can be created.")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise refuse(f"the folder {os.fspath(parent)!r} is not writable", "Pick a writable location, or change its permissions.")
+        raise refuse(f"the folder {os.fspath(parent)!r} is not writable (permission denied)",
+                     "Pick a writable location, or change its permissions.")
     return target

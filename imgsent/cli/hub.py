@@ -38,18 +38,19 @@ def models(
             table.add_row(name, PAPER_MODELS[source.name].summary(), cached, "negative / neutral / positive")
             continue
         bundled = isinstance(source, BundledModel)
-        table.add_row(name, str(source), "bundled" if bundled else "", _predicts(source.folder) if bundled else "")
+        table.add_row(name, str(source), "bundled" if bundled else "", _predicts(name) if bundled else "")
     for entry in cached_models(cache_dir=cache_dir):
         table.add_row(str(entry), "hub cache", "yes", "")
     Console(soft_wrap=True).print(table)
 
 
-def _predicts(folder: str) -> str:
+def _predicts(name: str) -> str:
     """What a bundled model can output in practice, from its config alone (no torch, no weights)."""
     from imgsent.config import ModelConfig, trained_labels
     from imgsent.hub.names import package_default
+    from imgsent.registry import KNOWN_MODELS
 
-    labels = trained_labels(ModelConfig.load(package_default(folder)))
+    labels = trained_labels(ModelConfig.load(package_default(KNOWN_MODELS[name].folder)))  # type: ignore[union-attr]
     return " / ".join(labels) + ("" if "neutral" in labels else " (binary in practice: never neutral)")
 
 

@@ -1,4 +1,8 @@
-"""Foreign checkpoints in: the authors' Keras ``.h5`` students, converted to imgsent model folders."""
+"""Foreign checkpoints in: the authors' Keras ``.h5`` students, converted to imgsent model folders.
+
+The converter (and torch with it) is imported on first use of one of its names, so loading an
+already-converted paper model never imports it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ __all__ = ["PRESETS", "KerasPreset", "convert_keras"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the converter (and torch) on first use, so ``imgsent.convert.paper`` stays light."""
     if name in __all__:
         from imgsent.convert import keras
 
