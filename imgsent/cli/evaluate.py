@@ -59,7 +59,7 @@ def evaluate(
 
     rows = read_labels(labels, images_root=images_root)  # a bad label file fails before the model loads
     predictor = Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)
-    err.print(f"evaluating {predictor!r} on {labels}")
+    err.print(f"evaluating {predictor!r} on {labels}", markup=False)
     with progress_bar("evaluate", enabled=err.is_terminal if progress is None else progress, total=len(rows)) as bar:
         report = evaluate_labels(
             predictor, labels, images_root=images_root, batch_size=batch_size, workers=workers, tta=tta, on_progress=bar

@@ -72,7 +72,7 @@ def explain(
     for row in rows:
         if row["error"] is not None:
             err.print(f"[red]{escape(row['source'])}: {escape(row['error'])}[/]", highlight=False)
-    err.print(f"{len(rows) - failed} explained, {failed} errors -> {output}; index -> {index}", highlight=False)
+    err.print(f"{len(rows) - failed} explained, {failed} errors -> {output}; index -> {index}", markup=False)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 

@@ -35,5 +35,5 @@ def onnx(
 
     loaded = SentimentModel.from_pretrained(None if model == "default" else model, revision=revision)
     path = export_onnx(loaded, output, opset=opset)
-    err.print(f"exported {loaded.config.architecture.name} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    err.print(f"exported {loaded.config.architecture.name} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", markup=False)
 

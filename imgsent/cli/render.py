@@ -14,7 +14,7 @@ _SHORT = {"negative": "neg", "neutral": "neu", "positive": "pos"}
 def render_metrics(report: EvaluationReport, console: Console) -> None:
     """Print accuracy and macro-F1 per subset (``n/a`` where no image was scored), then the confusion matrix of ``all``."""
     skipped = f"; {report.skipped_neutral} neutral rows skipped" if report.skipped_neutral else ""
-    table = Table(title=f"{report.protocol} protocol on {report.labels_file}{skipped}", title_justify="left")
+    table = Table(title=f"{report.protocol} protocol on {escape(report.labels_file)}{skipped}", title_justify="left")
     for column in ("subset", "n", "accuracy", "macro-F1"):
         table.add_column(column, justify="right", no_wrap=True)
     for m in report.subsets:

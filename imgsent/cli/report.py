@@ -37,5 +37,5 @@ def report(
     err.print(
         f"{summary.rows} rows, {summary.shown} thumbnails, {summary.errors} errors; "
         f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s -> {summary.output}",
-        highlight=False,
+        markup=False,
     )
