@@ -66,8 +66,6 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
 
     require_extra("vaderSentiment", "distill")
     require_extra("yaml", "distill")
-    from imgsent.distill.distributed import process_rank
-    from imgsent.distill.pipeline import DistillRun
     from imgsent.distill.recipe import load_recipe
     from imgsent.outputs import check_writable
 
@@ -75,6 +73,9 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     folder = check_writable(workdir or Path("runs") / recipe.name, kind="work folder", folder=True)
     if output is not None:
         check_writable(output, kind="model folder", folder=True)
+    from imgsent.distill.distributed import process_rank
+    from imgsent.distill.pipeline import DistillRun
+
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:
         runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
@@ -114,12 +115,13 @@ def train(
     import json
     from dataclasses import asdict
 
+    from imgsent.outputs import check_writable
+
+    check_writable(out, kind="run folder", folder=True)  # before the imports of torch and the trainer
     from imgsent.distill.distributed import process_rank
     from imgsent.distill.records import TrainConfig, read_rows
     from imgsent.distill.trainer import train_student
-    from imgsent.outputs import check_writable
 
-    check_writable(out, kind="run folder", folder=True)
     options = TrainConfig.from_dict(_read_json_file(config) if config else {})
     student = _load_student(model, seed=options.seed, imagenet=imagenet)
     val = read_rows(val_rows) if val_rows else []
