@@ -53,6 +53,11 @@ class InputNotFoundError(ImgsentError, FileNotFoundError):
     """Input paths (files, folders or glob patterns) match nothing on disk."""
 
 
+class OutputNotWritableError(ImgsentError, PermissionError):
+    """An output path cannot be written: a directory where a file is expected (or the reverse),
+    a parent that is a file, or a folder without write permission."""
+
+
 class ResumeMismatchError(ImgsentError, ValueError):
     """An output file cannot be resumed safely: other format, model, revision, dtype or protocol."""
 

@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from imgsent.config import LABELS
+from imgsent.errors import OutputNotWritableError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,6 +185,30 @@ def infer_format(path: str | os.PathLike[str] | None, explicit: OutputFormat | N
     return "csv"
 
 
+
+def write_table(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """Write rows as CSV (with a header) or JSONL, chosen by the extension (``.jsonl``/``.ndjson``, else CSV).
+
+    Args:
+        path: File to write (replaced if it exists); its folder is created.
+        rows: One mapping per row; keys outside ``columns`` are dropped, missing ones are empty.
+        columns: Column names, in order.
+
+    Returns:
+        The path written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="", encoding="utf-8") as handle:
+        if infer_format(target, None) == "jsonl":
+            for row in rows:
+                handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    return target
+
 class ResultWriter:
     """Append prediction rows to a CSV or JSONL stream, durably when it is a file.
 
@@ -224,3 +250,55 @@ class ResultWriter:
 
 def _printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_writable(path: str | os.PathLike[str], *, kind: str = "output", folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written; create nothing.
+
+    A file path must not be a folder; a folder path (``folder=True``) must not be a file. An
+    existing path must be writable. Otherwise its nearest existing parent must be a writable
+    folder, so that the missing folders can be created.
+
+    Args:
+        path: The file (or, with ``folder``, the folder) that will be written.
+        kind: What the path is, for the message, e.g. ``"report"``. Defaults to ``"output"``.
+        folder: The path is a folder to write into, not a file. Defaults to ``False``.
+
+    Returns:
+        The path, with ``~`` expanded.
+
+    Raises:
+        OutputNotWritableError: The path cannot be written; the message says why and what to pass instead.
+
+    Example:
+        >>> str(check_writable("runs/new/out.csv"))
+        'runs/new/out.csv'
+        >>> check_writable("examples/images/coffee_cup.jpg/report.html", kind="report")
+        Traceback (most recent call last):
+        ...
+        imgsent.errors.OutputNotWritableError: Cannot write the report 'examples/images/coffee_cup.jpg/report.html': 'examples/images/coffee_cup.jpg' is a file, not a folder. Pass a path whose folders exist or can be created.
+    """
+    target = Path(path).expanduser()
+
+    def refuse(reason: str, fix: str) -> OutputNotWritableError:
+        return OutputNotWritableError(f"Cannot write the {kind} {os.fspath(path)!r}: {reason}. {fix}")
+
+    if target.is_dir() and not folder:
+        raise refuse("it is a folder", "Pass a file path, e.g. one inside that folder.")
+    if folder and target.exists() and not target.is_dir():
+        raise refuse("it is a file, not a folder", "Pass a folder path, or remove the file.")
+    if target.exists():
+        if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+            raise refuse("permission denied", "Pick a writable location, or change its permissions.")
+        return target
+    parent = target.parent
+    while not parent.exists():
+        if parent.is_symlink():
+            raise refuse(f"{os.fspath(parent)!r} is a broken symbolic link", "Fix the link, or pass another path.")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise refuse(f"{os.fspath(parent)!r} is a file, not a folder", "Pass a path whose folders exist or can be created.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise refuse(f"the folder {os.fspath(parent)!r} is not writable (permission denied)",
+                     "Pick a writable location, or change its permissions.")
+    return target

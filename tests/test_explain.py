@@ -57,7 +57,7 @@ def test_explain_cli_writes_overlays_and_reports_bad_files(tiny_model_dir: Path,
     result = CliRunner().invoke(app, ["explain", str(a), str(a2), str(broken), "-o", str(out), "-m", str(tiny_model_dir),
                                       "--device", "cpu"])
     assert result.exit_code == 3, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a-2.png", "a.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a-2.png", "a.png", "index.csv"]
     assert Image.open(out / "a.png").size == (80, 40)   # aspect ratio kept
     assert Image.open(out / "a-2.png").size == (40, 80)
     assert "broken.jpg" in result.output

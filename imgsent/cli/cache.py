@@ -8,11 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from imgsent.cli.common import Command, err
-
-cache_app = typer.Typer(
-    help="The engine cache: models exported for OpenVINO and ONNX Runtime, made on first use.", no_args_is_help=True
-)
+from imgsent.cli.common import err
 
 EPILOG = (
     "**Examples**\n\n"
@@ -28,7 +24,6 @@ def _size(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-@cache_app.command(cls=Command, epilog=EPILOG)
 def info() -> None:
     """List the cache entries (key, model, engine format, size, last used) and their total size."""
     from imgsent.engines.cache import cache_entries, cache_root
@@ -44,7 +39,6 @@ def info() -> None:
     typer.echo(f"{len(entries)} entries, {_size(sum(e.size for e in entries))} in total")
 
 
-@cache_app.command(cls=Command, epilog=EPILOG)
 def clear(
     older_than: Annotated[
         Optional[float], typer.Option("--older-than", min=0.0, metavar="DAYS", help="Only entries not used for DAYS days.")

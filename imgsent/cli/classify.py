@@ -75,7 +75,7 @@ def classify(
     The output gets a sidecar OUTPUT.imgsent.json recording the model, revision and dtype.
     """
     from imgsent.classify import classify_files, count_images, expand_inputs, run_record
-    from imgsent.outputs import infer_format
+    from imgsent.outputs import check_writable, infer_format
     from imgsent.resume import ResumeState, check_record, read_resume_state
     from imgsent.shard import Shard, plan_shard
 
@@ -93,6 +93,10 @@ def classify(
         raise typer.BadParameter("--report needs --output: the report is made from the rows written there.", param_hint="'--report'")
     plan = plan_shard(shard, output, device=device)  # under torchrun: this rank's part and part file
     output = plan.output
+    if output is not None:  # before the model loads: an unwritable path is exit 2, not a traceback at the end
+        check_writable(output, kind="results file")
+    if report is not None:
+        check_writable(report, kind="report")
     chosen = infer_format(output, fmt)  # type: ignore[arg-type]
     inputs = expand_inputs(paths)
     state = read_resume_state(output, chosen) if resume and output is not None else ResumeState()

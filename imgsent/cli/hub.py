@@ -45,11 +45,12 @@ def models(
 
 
 def _predicts(name: str) -> str:
-    """What a bundled model can output in practice; Hub models are not loaded just to list them."""
-    from imgsent.config import trained_labels
-    from imgsent.models.sentiment import SentimentModel
+    """What a bundled model can output in practice, from its config alone (no torch, no weights)."""
+    from imgsent.config import ModelConfig, trained_labels
+    from imgsent.hub.names import package_default
+    from imgsent.registry import KNOWN_MODELS
 
-    labels = trained_labels(SentimentModel.from_pretrained(name).config)
+    labels = trained_labels(ModelConfig.load(package_default(KNOWN_MODELS[name].folder)))  # type: ignore[union-attr]
     return " / ".join(labels) + ("" if "neutral" in labels else " (binary in practice: never neutral)")
 
 
@@ -64,6 +65,7 @@ def download(
     from imgsent.environment import is_offline
     from imgsent.errors import HubError
     from imgsent.hub import download_model
+    from imgsent.outputs import check_writable
 
     if is_offline():
         raise HubError(
@@ -71,5 +73,7 @@ def download(
             "without it on a machine that reaches the Hub (HF_HUB_OFFLINE= imgsent download ...), then copy "
             "the cache folder to the offline machine."
         )
+    if cache_dir is not None:
+        check_writable(cache_dir, kind="cache folder", folder=True)
     folder = download_model(model, revision=revision, cache_dir=cache_dir, token=token, convert=CONVERTER)
     typer.echo(str(folder))
