@@ -8,7 +8,14 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from imgsent.errors import ImgsentError, InputNotFoundError, ResumeMismatchError
+from imgsent.errors import (
+    ImgsentError,
+    InputNotFoundError,
+    OutputExistsError,
+    OutputFormatError,
+    OutputNotWritableError,
+    ResumeMismatchError,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -17,7 +24,9 @@ EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 
 # Errors about what the user typed, found before any work: exit 2, like a bad option.
-USAGE_ERRORS: tuple[type[ImgsentError], ...] = (InputNotFoundError, ResumeMismatchError)
+USAGE_ERRORS: tuple[type[ImgsentError], ...] = (
+    InputNotFoundError, ResumeMismatchError, OutputExistsError, OutputFormatError, OutputNotWritableError,
+)
 
 # soft_wrap: never break lines at 80 columns when stderr is a file or a pipe.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
