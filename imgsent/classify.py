@@ -1,10 +1,7 @@
 """Classify files into a CSV or JSONL file: the library side of ``imgsent classify``.
 
-A run has two steps. :func:`plan_classify` does everything that needs no model: it expands the
-inputs, chooses the format, applies the output policy (``mode``: new, resume or overwrite),
-reads what a resumed output holds and lists the files to classify, scanning once.
-:func:`run_classify` asks the predictor for batches of predictions and writes them.
-:func:`classify_files` does both.
+:func:`plan_classify` does all that needs no model (inputs, format, output policy, resume state,
+one scan); :func:`run_classify` writes the predictor's batches; :func:`classify_files` does both.
 """
 
 from __future__ import annotations
@@ -216,7 +213,7 @@ def plan_classify(
             skipped += 1
         else:
             files.append(path)
-    subfolders = 0 if files or skipped or recursive else sum(_subfolders(path) for path in inputs)
+    subfolders = 0 if files or skipped or recursive else sum(_subfolders(p) for p in inputs if os.path.isdir(p))
     return ClassifyPlan(inputs, files, None if output is None else Path(output), chosen, mode, shard, skipped,
                         subfolders, existing)
 
@@ -239,6 +236,16 @@ def run_record(predictor: Predictor, fmt: OutputFormat, *, binary: bool, min_con
         min_confidence=float(min_confidence),
         engine=predictor.backend,
     )
+
+
+def check_setup(predictor: Predictor, plan: ClassifyPlan, *, binary: bool, min_confidence: float, force: bool) -> RunRecord:
+    """This run's record, checked against the plan's output (see :func:`run_classify`); changes nothing."""
+    check_min_confidence(min_confidence)
+    record = run_record(predictor, plan.format, binary=binary, min_confidence=min_confidence)
+    if plan.mode == "resume":
+        check_record(plan.existing.record, record, output=plan.output or "", force=force)
+    check_mode(plan.mode, plan.output)
+    return record
 
 
 def run_classify(
@@ -278,11 +285,7 @@ def run_classify(
             the file is left untouched.
         OutputExistsError: ``plan.mode`` is ``"new"`` and the output gained rows since the plan.
     """
-    check_min_confidence(min_confidence)
-    record = run_record(predictor, plan.format, binary=binary, min_confidence=min_confidence)
-    if plan.mode == "resume":
-        check_record(plan.existing.record, record, output=plan.output or "", force=force)
-    check_mode(plan.mode, plan.output)
+    record = check_setup(predictor, plan, binary=binary, min_confidence=min_confidence, force=force)
     summary = ClassifySummary(skipped=plan.skipped, resumed_rows=plan.existing.rows)
     stream, new_file = _open_output(plan, record, summary)
     try:
@@ -384,8 +387,6 @@ def classify_files(
 
 
 def _subfolders(path: str) -> int:
-    if not os.path.isdir(path):
-        return 0
     with os.scandir(path) as entries:
         return sum(1 for entry in entries if entry.is_dir())
 

@@ -223,9 +223,10 @@ def infer_format(path: str | os.PathLike[str] | None, explicit: OutputFormat | N
         return "csv"
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in EXTENSIONS:
+        what = f"the extension {suffix!r}" if suffix else "no extension"
         raise OutputFormatError(
-            f"{os.fspath(path)!r}: the extension {suffix or '(none)'!r} names no results format. "
-            f"Name the file .csv or .jsonl, or pass --format csv or --format jsonl."
+            f"{os.fspath(path)!r} has {what}, which names no results format. "
+            "Name the file .csv or .jsonl, or pass --format csv or --format jsonl."
         )
     return EXTENSIONS[suffix]
 

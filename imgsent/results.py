@@ -324,11 +324,11 @@ def _row(data: dict[str, Any], number: int, malformed: list[Malformed]) -> Resul
         else:
             values[column.name] = str(raw)
     row = ResultRow(**values)
-    if row.error is None and not problems:
+    if row.error is None:
+        if not problems and None in (row.negative, row.neutral, row.positive):
+            problems.append("a probability is missing")
         if row.label not in OUTPUT_LABELS:
             problems.append(f"label {row.label!r}")
-        elif row.probabilities is None or None in row.probabilities:
-            problems.append("a probability is missing")
     if not problems:
         return row
     reason = f"malformed row {number} in the results file ({'; '.join(problems)})"

@@ -56,6 +56,19 @@ def photo_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """Twenty small images in two levels, plus one unreadable file."""
+    root = tmp_path / "photos"
+    (root / "2026").mkdir(parents=True)
+    for i in range(12):
+        make_photo(root / f"img{i:02d}.png", seed=i, size=(24 + i, 20))
+    for i in range(8):
+        make_photo(root / "2026" / f"x{i}.jpg", seed=100 + i, size=(30, 22 + i))
+    (root / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
 def shared_data_or_skip(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA.joinpath(*parts)

@@ -292,14 +292,14 @@ def test_an_unknown_output_extension_is_refused_unless_the_format_is_given(tiny_
     out = tmp_path / "out.txt"
     result = _classify(tiny_model_dir, photo_dir, "-o", out)
     assert result.exit_code == 2
-    assert "'.txt' names no results format" in result.output and "csv" in result.output and "jsonl" in result.output
+    assert "'.txt', which names no results format" in result.output and "csv" in result.output and "jsonl" in result.output
     assert not out.exists()
     result = _classify(tiny_model_dir, photo_dir, "-o", out, "--format", "jsonl")
     assert result.exit_code == 0, result.output
     assert len([json.loads(line) for line in out.read_text().splitlines()]) == 6
     from imgsent.classify import plan_classify
 
-    with pytest.raises(OutputFormatError, match=r"'.tsv' names no results format.*--format csv or --format jsonl"):
+    with pytest.raises(OutputFormatError, match=r"'.tsv', which names no results format.*--format csv or --format jsonl"):
         plan_classify([photo_dir], output=tmp_path / "x.tsv")
 
 

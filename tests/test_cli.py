@@ -2,18 +2,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
-from tests.conftest import make_photo
 
 runner = CliRunner()
 

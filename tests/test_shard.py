@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
-from imgsent.errors import InvalidConfigError, MergeError
+from imgsent.errors import InvalidConfigError
 from imgsent.merge import merge_parts
 from imgsent.shard import (
     Shard,
@@ -21,22 +20,8 @@ from imgsent.shard import (
     shard_from_env,
     shard_key,
 )
-from tests.conftest import make_photo
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """Twenty small images in two levels, plus one unreadable file."""
-    root = tmp_path / "photos"
-    (root / "2026").mkdir(parents=True)
-    for i in range(12):
-        make_photo(root / f"img{i:02d}.png", seed=i, size=(24 + i, 20))
-    for i in range(8):
-        make_photo(root / "2026" / f"x{i}.jpg", seed=100 + i, size=(30, 22 + i))
-    (root / "broken.jpg").write_bytes(b"not an image")
-    return root
 
 
 def _classify(model: Path, args: list[str], env: dict[str, str] | None = None) -> None:
@@ -132,15 +117,6 @@ def test_cli_rejects_a_bad_shard_with_exit_2(tiny_model_dir: Path, tree: Path) -
     result = runner.invoke(app, ["classify", str(tree), "-m", str(tiny_model_dir), "--shard", "3/3"])
     assert result.exit_code == 2
     assert "0 <= K < N" in result.output
-
-
-def _write_csv(path: Path, paths: list[str]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "label", "negative", "neutral", "positive", "error"])
-        for p in paths:
-            writer.writerow([p, "positive", 0.1, 0.2, 0.7, ""])
-    return path
 
 
 @pytest.mark.slow

@@ -96,10 +96,12 @@ def classify(
                  overwrite=overwrite, force=force, report=report)
     plan, launched, run_device = _plan(paths, output=output, fmt=fmt, recursive=recursive, shard=shard, device=device,
                                        mode="resume" if resume else "overwrite" if overwrite else "new")
+    from imgsent.classify import check_setup
     from imgsent.predictor import Predictor
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=run_device, dtype=dtype, backend=backend)
     loaded = time.perf_counter()
+    check_setup(predictor, plan, binary=binary, min_confidence=min_confidence, force=force)
     _print_header(predictor, plan)
     summary = _run(ctx, predictor, plan, progress=progress, batch_size=batch_size, workers=workers, binary=binary,
                    min_confidence=min_confidence, force=force)
