@@ -46,8 +46,10 @@ class RunRecord:
 
     Example:
         >>> record = RunRecord("csv", "default", None, "float32", False, "/data", "0.1.0", 0.0, "torch")
-        >>> record.differences(RunRecord("csv", "default", None, "bfloat16", False, "/data", "0.1.0", 0.6, "torch"))
-        ["dtype: 'float32' in the file, 'bfloat16' in this run", "min_confidence: 0.0 in the file, 0.6 in this run"]
+        >>> for line in record.differences(RunRecord("csv", "default", None, "bfloat16", False, "/data", "0.1.0", 0.6, "torch")):
+        ...     print(line)
+        dtype: 'float32' in the file, 'bfloat16' in this run
+        min_confidence: 0.0 in the file, 0.6 in this run
     """
 
     format: str
