@@ -69,6 +69,23 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file, as dicts keyed by its header."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def classify_cli(model_dir: Path, *args: object):
+    """Run ``imgsent classify ARGS`` in-process with ``model_dir`` on the CPU, decoding in the main process."""
+    from typer.testing import CliRunner
+
+    from imgsent.cli.app import app
+
+    return CliRunner().invoke(app, ["classify", *map(str, args), "-m", str(model_dir), "--device", "cpu", "-w", "0"])
+
+
 def shared_data_or_skip(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA.joinpath(*parts)

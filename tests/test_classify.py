@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -19,19 +18,12 @@ from typer.testing import CliRunner
 
 from imgsent.cli.app import app
 from imgsent.errors import InvalidConfigError, OutputExistsError, OutputFormatError
+from tests.conftest import classify_cli as _classify
+from tests.conftest import csv_rows as _rows
 from tests.conftest import make_photo
 from tests.test_reliability import _cli_rows, _photos, _sabotage
 
 runner = CliRunner()
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _classify(model_dir, *args):
-    return runner.invoke(app, ["classify", *map(str, args), "-m", str(model_dir), "--device", "cpu", "-w", "0"])
 
 
 def test_help_shows_examples_and_exit_codes():

@@ -1,23 +1,12 @@
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
 
 runner = CliRunner()
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _classify(model_dir, *args):
-    return runner.invoke(app, ["classify", *map(str, args), "-m", str(model_dir), "--device", "cpu", "-w", "0"])
 
 
 def test_version():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -10,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,19 +17,12 @@ from imgsent.cli.app import app
 from imgsent.errors import ResumeMismatchError
 from imgsent.resume import RunRecord, check_record, path_key, read_resume_state
 from imgsent.results import detect_format
+from tests.conftest import classify_cli as _classify
+from tests.conftest import csv_rows as _rows
 from tests.conftest import make_photo
 from tests.test_reliability import _assert_only_last_line_torn, _cli_rows, _photos, _wait_for_lines
 
 runner = CliRunner()
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _classify(model_dir, *args):
-    return runner.invoke(app, ["classify", *map(str, args), "-m", str(model_dir), "--device", "cpu", "-w", "0"])
 
 
 def test_resume_skips_done_rows_and_repairs_a_torn_line(tiny_model_dir, photo_dir, tmp_path):
