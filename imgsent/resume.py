@@ -9,6 +9,7 @@ forced; ``"overwrite"`` replaces it. The file itself is read by :func:`imgsent.r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,19 @@ def check_record(existing: RunRecord | None, current: RunRecord, *, output: str 
         )
 
 
+def check_options(
+    existing: RunRecord | None, *, binary: bool, min_confidence: float, output: str | os.PathLike[str], force: bool
+) -> None:
+    """The part of :func:`check_record` known before a model is loaded: ``binary`` and ``min_confidence``.
+
+    Raises:
+        ResumeMismatchError: As :func:`check_record`, for these two settings.
+    """
+    if existing is not None:
+        current = dataclasses.replace(existing, binary=binary, min_confidence=float(min_confidence))
+        check_record(existing, current, output=output, force=force)
+
+
 def _fix(name: str, value: Any, record: RunRecord) -> str:
     """The option that gives this run the file's value of one setting."""
     if name == "model":
@@ -152,6 +166,7 @@ __all__ = [
     "ResumeState",
     "RunRecord",
     "check_mode",
+    "check_options",
     "check_record",
     "path_key",
     "read_resume_state",

@@ -214,3 +214,16 @@ def test_the_bundled_model_records_its_release_as_revision(photo_dir, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out.csv.imgsent.json").read_text())
     assert record["revision"] == f"bundled with imgsent {imgsent.__version__}" and record["engine"]
+
+
+def test_min_confidence_and_binary_are_checked_before_the_model_loads(tiny_model_dir, photo_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    assert _classify(tiny_model_dir, photo_dir / "a.jpg", "-o", out).exit_code == 0
+    before = out.read_bytes()
+    args = ["classify", str(photo_dir), "-o", str(out), "--resume", "-m", "./no/such/model"]
+    result = runner.invoke(app, [*args, "--binary", "--min-confidence", "0.5"])
+    assert result.exit_code == 2, result.output
+    assert "binary: False in the file, True in this run; min_confidence: 0.0 in the file, 0.5 in this run" in result.output
+    assert "Rerun with no --binary and --min-confidence 0.0 to match the file" in result.output
+    assert out.read_bytes() == before
+    assert runner.invoke(app, [*args, "--binary", "--force"]).exit_code == 1  # forced: on to the (missing) model

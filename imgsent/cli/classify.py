@@ -99,6 +99,10 @@ def classify(
                                        mode="resume" if resume else "overwrite" if overwrite else "new")
     from imgsent.classify import check_setup
     from imgsent.predictor import Predictor
+    from imgsent.resume import check_options
+
+    # --binary and --min-confidence are checked against a resumed file before the model loads
+    check_options(plan.existing.record, binary=binary, min_confidence=min_confidence, output=plan.output or "", force=force)
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=run_device, dtype=dtype, backend=backend)
     loaded = time.perf_counter()
