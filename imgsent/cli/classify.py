@@ -98,11 +98,11 @@ def classify(
     plan, launched, run_device = _plan(paths, output=output, fmt=fmt, recursive=recursive, shard=shard, device=device,
                                        mode="resume" if resume else "overwrite" if overwrite else "new")
     from imgsent.classify import check_setup
-    from imgsent.predictor import Predictor
     from imgsent.resume import check_options
 
-    # --binary and --min-confidence are checked against a resumed file before the model loads
+    # --binary and --min-confidence are checked against a resumed file before torch and the model load
     check_options(plan.existing.record, binary=binary, min_confidence=min_confidence, output=plan.output or "", force=force)
+    from imgsent.predictor import Predictor
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=run_device, dtype=dtype, backend=backend)
     loaded = time.perf_counter()
