@@ -69,6 +69,14 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
+def many_photos(folder: Path, count: int = 300) -> Path:
+    """A new folder of ``count`` 64 x 64 PNGs, enough for a kill or an interrupt to land mid-run."""
+    folder.mkdir()
+    for i in range(count):
+        make_photo(folder / f"{i:04d}.png", seed=i, size=(64, 64))
+    return folder
+
+
 def csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a CSV file, as dicts keyed by its header."""
     import csv

@@ -20,7 +20,7 @@ from imgsent.cli.app import app
 from imgsent.errors import InvalidConfigError, OutputExistsError, OutputFormatError
 from tests.conftest import classify_cli as _classify
 from tests.conftest import csv_rows as _rows
-from tests.conftest import make_photo
+from tests.conftest import make_photo, many_photos
 from tests.test_reliability import _cli_rows, _photos, _sabotage
 
 runner = CliRunner()
@@ -157,10 +157,7 @@ def test_progress_bar_shows_total_rate_elapsed_and_eta(tiny_model_dir, photo_dir
 
 @pytest.mark.slow
 def test_ctrl_c_prints_safe_rows_and_the_resume_command(tiny_model_dir, tmp_path):
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(300):
-        make_photo(folder / f"{i:04d}.png", seed=i, size=(64, 64))
+    folder = many_photos(tmp_path / "many")
     out = tmp_path / "out.csv"
     cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(out), "-m", str(tiny_model_dir),
            "--device", "cpu", "-b", "4", "-w", "0"]

@@ -19,7 +19,7 @@ from imgsent.resume import RunRecord, check_record, path_key, read_resume_state
 from imgsent.results import detect_format
 from tests.conftest import classify_cli as _classify
 from tests.conftest import csv_rows as _rows
-from tests.conftest import make_photo
+from tests.conftest import make_photo, many_photos
 from tests.test_reliability import _assert_only_last_line_torn, _cli_rows, _photos, _wait_for_lines
 
 runner = CliRunner()
@@ -42,10 +42,7 @@ def test_resume_skips_done_rows_and_repairs_a_torn_line(tiny_model_dir, photo_di
 
 @pytest.mark.slow
 def test_sigkill_then_resume_holds_every_image_exactly_once(tiny_model_dir, tmp_path):
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(300):
-        make_photo(folder / f"{i:04d}.png", seed=i, size=(64, 64))
+    folder = many_photos(tmp_path / "many")
     out = tmp_path / "out.csv"
     cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(out), "-m", str(tiny_model_dir),
            "--device", "cpu", "-b", "4", "-w", "1"]
