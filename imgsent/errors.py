@@ -62,6 +62,16 @@ class ResumeMismatchError(ImgsentError, ValueError):
     """An output file cannot be resumed safely: other format, model, revision, dtype or protocol."""
 
 
+class OutputExistsError(ImgsentError, FileExistsError):
+    """A results file already holds rows, and the run was asked neither to resume nor to overwrite it."""
+
+
+class OutputFormatError(ImgsentError, ValueError):
+    """An output file's extension names no results format (csv, jsonl), and none was given."""
+
+
+
+
 class ConversionError(ImgsentError, ValueError):
     """A foreign checkpoint (e.g. a Keras ``.h5``) is truncated, foreign, incomplete or of the wrong shape."""
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from imgsent.config import LABELS
 from imgsent.errors import OutputNotWritableError
@@ -26,7 +26,38 @@ Label = Literal["negative", "neutral", "positive"]
 OutputLabel = Literal["negative", "neutral", "positive", "uncertain"]
 OutputFormat = Literal["csv", "jsonl"]
 UNCERTAIN = "uncertain"
-COLUMNS: tuple[str, ...] = ("path", "label", "confidence", "negative", "neutral", "positive", "error")
+OUTPUT_LABELS: tuple[str, ...] = (*LABELS, UNCERTAIN)
+FORMATS: tuple[OutputFormat, ...] = ("csv", "jsonl")
+EXTENSIONS: dict[str, OutputFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a results file.
+
+    Attributes:
+        name: The CSV header and JSONL key.
+        kind: ``"text"`` or ``"probability"`` (a number in [0, 1]); how a reader types it.
+        help: One line on what the column holds, for ``imgsent classify --help`` and the docs.
+    """
+
+    name: str
+    kind: Literal["text", "probability"]
+    help: str
+
+
+# The one list of results columns: the writer, the reader, merge and --help all follow it.
+RESULT_COLUMNS: tuple[Column, ...] = (
+    Column("path", "text", "the input file, as given or found by the scan"),
+    Column("label", "text", "negative, neutral or positive; 'uncertain' when confidence is below --min-confidence; "
+                            "empty on error"),
+    Column("confidence", "probability", "calibrated probability of the predicted polarity (kept for 'uncertain')"),
+    Column("negative", "probability", "probability of negative"),
+    Column("neutral", "probability", "probability of neutral (0 to 1; never the label with --binary)"),
+    Column("positive", "probability", "probability of positive"),
+    Column("error", "text", "why the file could not be classified; empty when it was"),
+)
+COLUMNS: tuple[str, ...] = tuple(column.name for column in RESULT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -88,15 +119,7 @@ class Prediction:
 
     def to_row(self) -> dict[str, str | float | None]:
         """The output row: ``path, label, confidence, negative, neutral, positive, error``."""
-        return {
-            "path": self.source,
-            "label": self.label,
-            "confidence": _round(self.confidence),
-            "negative": _round(self.negative),
-            "neutral": _round(self.neutral),
-            "positive": _round(self.positive),
-            "error": self.error,
-        }
+        return row_from_values({**asdict(self), "path": self.source})
 
     @classmethod
     def failed(cls, source: str, error: str) -> Prediction:
@@ -134,6 +157,11 @@ def to_dataframe(predictions: Sequence[Prediction]) -> pd.DataFrame:
 
     columns = [f.name for f in fields(Prediction)]
     return pd.DataFrame([p.to_dict() for p in predictions], columns=columns)
+
+
+def row_from_values(values: dict[str, Any]) -> dict[str, str | float | None]:
+    """The output row of :data:`RESULT_COLUMNS` from a record's values, probabilities rounded to 6 digits."""
+    return {c.name: _round(values.get(c.name)) if c.kind == "probability" else values.get(c.name) for c in RESULT_COLUMNS}
 
 
 def _round(value: float | None) -> float | None:
@@ -177,12 +205,36 @@ def label_from_probabilities(probs: tuple[float, float, float], *, binary: bool)
 
 
 def infer_format(path: str | os.PathLike[str] | None, explicit: OutputFormat | None) -> OutputFormat:
-    """Choose the output format from ``--format`` or the file extension (default CSV)."""
+    """Choose the output format: ``explicit`` when given, else the extension; CSV for stdout.
+
+    Raises:
+        OutputFormatError: ``explicit`` is not csv or jsonl, or ``path`` has an extension that
+            names no format (e.g. ``.txt``) and ``explicit`` is ``None``.
+
+    Example:
+        >>> infer_format("out.JSONL", None), infer_format("out.txt", "csv"), infer_format(None, None)
+        ('jsonl', 'csv', 'csv')
+    """
+    from imgsent.errors import OutputFormatError
+
     if explicit is not None:
+        if explicit not in FORMATS:
+            raise OutputFormatError(f"{explicit!r} is not a results format. Use csv or jsonl.")
         return explicit
-    if path is not None and str(path).lower().endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    return "csv"
+    if path is None:
+        return "csv"
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in EXTENSIONS:
+        what = f"the extension {suffix!r}" if suffix else "no extension"
+        raise OutputFormatError(
+            f"{os.fspath(path)!r} has {what}, which names no results format. "
+            "Name the file .csv or .jsonl, or pass --format csv or --format jsonl."
+        )
+    return EXTENSIONS[suffix]
+
+
+class _Row(Protocol):
+    def to_row(self) -> dict[str, str | float | None]: ...
 
 
 
@@ -225,8 +277,8 @@ class ResultWriter:
         if self._csv is not None and write_header:
             self._csv.writeheader()
 
-    def write(self, predictions: Iterable[Prediction]) -> None:
-        """Write rows, then flush (and fsync when backed by a file)."""
+    def write(self, predictions: Iterable[_Row]) -> None:
+        """Write rows (:class:`Prediction` or read-back :class:`~imgsent.results.ResultRow`), then flush and fsync."""
         for prediction in predictions:
             row = prediction.to_row()
             if self._csv is not None:

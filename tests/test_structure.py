@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "imgsent"
 MAX_LINES = 400
 MAX_CLI_FUNCTION_LINES = 60
 LONG_CLI_FUNCTIONS: frozenset[str] = frozenset({
-    "imgsent.cli.classify:classify",  # slimmed in the results refactor
+    "imgsent.cli.classify:classify",  # its Typer signature declares 21 options; the body is about 25 lines
 })
 """Known exceptions to the CLI function limit; each entry names its function as module:name."""
 

@@ -30,6 +30,8 @@ from imgsent.errors import (
     ImgsentError,
     InputNotFoundError,
     MissingExtraError,
+    OutputExistsError,
+    OutputFormatError,
     OutputNotWritableError,
     ResumeMismatchError,
 )
@@ -39,6 +41,8 @@ EXIT_CODES: tuple[tuple[type[ImgsentError], int], ...] = (
     (InputNotFoundError, EXIT_USAGE),
     (OutputNotWritableError, EXIT_USAGE),
     (ResumeMismatchError, EXIT_USAGE),
+    (OutputExistsError, EXIT_USAGE),
+    (OutputFormatError, EXIT_USAGE),
     # An optional package is missing: the message names the pip extra.
     (MissingExtraError, EXIT_MISSING_EXTRA),
 )

@@ -46,18 +46,17 @@ def explain(
     Inputs, output and the grad-cam package are checked before the model loads. An unreadable
     image gets an error row in the index and never stops the run.
     """
-    from imgsent.classify import count_images, expand_inputs
+    from imgsent.classify import plan_classify
     from imgsent.errors import require_extra
     from imgsent.outputs import check_writable, write_table
-    from imgsent.scan import iter_image_files
 
     check_run_options(device=device, dtype="float32")
     output = check_writable(output, kind="overlay folder", folder=True)
     index = check_writable(index if index is not None else output / "index.csv", kind="index file")
-    inputs = expand_inputs(paths)
-    files = list(iter_image_files(inputs, recursive=recursive))
+    plan = plan_classify(paths, recursive=recursive)  # the same scan as classify
+    files = plan.files
     if not files:
-        raise no_images_error(inputs, count_images(inputs, recursive=recursive).subfolders)
+        raise no_images_error(plan.inputs, plan.subfolders)
     require_extra("pytorch_grad_cam", "explain")
 
     from imgsent.explain import explain_files
