@@ -8,13 +8,13 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
 from imgsent.engines import Backend, load_engine
 from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
 from imgsent.errors import InvalidConfigError
+from imgsent.explain import Explanation, check_target, explain_batch, float_network
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
 from imgsent.outputs import Prediction, check_min_confidence, labelled
@@ -253,54 +253,62 @@ class Predictor:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
             yield self.postprocess(batch, probs, binary=binary, min_confidence=min_confidence)
 
-    def explain(self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None) -> list[np.ndarray]:
-        """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
+    def explain(
+        self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None, batch_size: int = 8,
+        workers: int | None = None, binary: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS, min_confidence: float = 0.0,
+    ) -> list[Explanation]:
+        """Predict and show where the model looked: one Grad-CAM map per image (``pip install 'imgsent[explain]'``).
 
         Args:
             images: One image or a list (paths, bytes, PIL images, arrays, tensors).
-            target: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` (default) explains
-                each image's predicted label.
+            target: ``"negative"``, ``"neutral"``, ``"positive"``, or ``None`` (default) for each
+                image's most probable label. The other options are those of :meth:`predict`.
 
         Returns:
-            One float32 array [height, width] in [0, 1] per image, at the image's own size.
+            One :class:`~imgsent.explain.Explanation` per input, in order: ``.prediction`` is the
+            :class:`~imgsent.Prediction` that :meth:`predict` gives for that input (same decoding,
+            engine and probabilities) and ``.heatmap`` a float32 array ``[height, width]`` in
+            [0, 1] at the image's displayed size (``None`` for an input that cannot be read).
 
         Raises:
-            ImageDecodeError: An input cannot be decoded.
             ExplainError: ``target`` is not a label, or the architecture has no explanation method.
             MissingExtraError: ``grad-cam`` is not installed.
 
         Example:
-            >>> [m.shape for m in predictor.explain("examples/images/coffee_cup.jpg")]  # doctest: +SKIP
-            [(427, 640)]
+            >>> (item,) = predictor.explain("examples/images/coffee_cup.jpg")  # doctest: +SKIP
+            >>> item.prediction.label, item.heatmap.shape  # doctest: +SKIP
+            ('positive', (427, 640))
         """
-        from imgsent.explain import explain_maps
+        images = _as_list(images)
+        if workers is None and len(images) <= batch_size:
+            workers = 0  # starting processes costs more than decoding a handful of images
+        return list(self.iter_explain(images, target=target, batch_size=batch_size, workers=workers, binary=binary,
+                                      max_pixels=max_pixels, min_confidence=min_confidence))
 
-        return explain_maps(self, _as_list(images), target=target)
+    def iter_explain(
+        self, images: Iterable[ImageSource], *, target: str | None = None, batch_size: int = 8,
+        workers: int | None = None, binary: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS, min_confidence: float = 0.0,
+    ) -> Iterator[Explanation]:
+        """Stream :meth:`explain`: each batch goes through :meth:`iter_batches`, :meth:`forward` and
+        :meth:`postprocess` as in :meth:`predict`, then Grad-CAM runs once on the batch's pixels."""
+        check_target(target)
+        check_min_confidence(min_confidence)
+        for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
+            predictions = self.postprocess(batch, self.forward(batch), binary=binary, min_confidence=min_confidence)
+            yield from explain_batch(float_network(self.model.net), self.config, batch, predictions, target=target)
 
     def iter_batches(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
+        self, images: Iterable[ImageSource], *, batch_size: int = 32, workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
         if batch_size < 1:
             raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}.")
-        if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
-            return iter_gpu_batches(
-                images, self.config.preprocess, batch_size=batch_size, workers=self._workers(workers),
-                device=self.device, max_pixels=max_pixels,
-            )
-        return iter_batches(
-            images,
-            self.config.preprocess,
-            batch_size=batch_size,
-            workers=self._workers(workers),
-            pin_memory=self.device.type == "cuda",
-            max_pixels=max_pixels,
-        )
+        cfg, workers = self.config.preprocess, self._workers(workers)
+        if gpu_decode_supported(cfg, self.device):  # nvJPEG, per-file CPU fallback
+            return iter_gpu_batches(images, cfg, batch_size=batch_size, workers=workers, device=self.device, max_pixels=max_pixels)
+        return iter_batches(images, cfg, batch_size=batch_size, workers=workers, pin_memory=self.device.type == "cuda",
+                            max_pixels=max_pixels)
 
     def _workers(self, workers: int | None) -> int:
         """The decoding workers to use: the caller's choice, checked, or the runtime default."""
@@ -313,7 +321,8 @@ class Predictor:
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
         """Run the engine on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
 
-        The engines divide the logits by the model's ``config.temperature`` before the softmax.
+        Every engine ends in :class:`~imgsent.engines.torch_engine.Calibrated` (PyTorch runs it,
+        the ONNX export is traced from it), the one place ``config.temperature`` is applied.
         """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
@@ -325,14 +334,9 @@ class Predictor:
     ) -> list[Prediction]:
         """Turn probabilities and decode errors into :class:`~imgsent.Prediction` records, in order."""
         rows = iter(probs.tolist())
-        out: list[Prediction] = []
-        for source, ok, error in zip(batch.sources, batch.ok, batch.errors):
-            if not ok:
-                out.append(Prediction.failed(source, error or "unknown error"))
-                continue
-            neg, neu, pos = next(rows)
-            out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
-        return out
+        return [labelled(source, tuple(next(rows)), binary=binary, min_confidence=min_confidence) if ok  # type: ignore[arg-type]
+                else Prediction.failed(source, error or "unknown error")
+                for source, ok, error in zip(batch.sources, batch.ok, batch.errors)]
 
 
 def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:

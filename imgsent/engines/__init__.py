@@ -1,7 +1,9 @@
 """Inference engines: the same forward pass run by PyTorch, ONNX Runtime or OpenVINO.
 
-Every engine takes a uint8 batch ``[B, 3, S, S]`` (what the DataLoader yields) and returns
-float32 probabilities ``[B, 3]`` on the CPU. ONNX Runtime and OpenVINO run an ONNX export of the
+Every engine takes a float32 batch ``[B, 3, S, S]`` of pixels in [0, 255] (what
+:func:`imgsent.transforms.load_pixels` makes) and returns float32 calibrated probabilities
+``[B, 3]`` on the CPU; the temperature is applied by
+:class:`~imgsent.engines.torch_engine.Calibrated`, which the ONNX export is traced from. ONNX Runtime and OpenVINO run an ONNX export of the
 model, made once and cached (see :mod:`imgsent.engines.export`); they are optional extras
 (``pip install 'imgsent[cpu]'``) and are imported only when chosen.
 """
