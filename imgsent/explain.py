@@ -38,6 +38,7 @@ from imgsent.transforms import normalize
 
 _PANEL = 512
 _MARGIN = 12
+_MIN_WIDTH = 520
 _FLOAT_COPIES: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module] = weakref.WeakKeyDictionary()
 
 
@@ -189,8 +190,9 @@ def overlay(image: Image.Image, explanation: Explanation, *, panel: int = _PANEL
         panel: Longest side of each of the two panels, in pixels.
 
     Returns:
-        An RGB image: a caption line, the original on the left, the map drawn over a dimmed grey
-        copy of the image on the right, and a 0-1 colour bar under them.
+        An RGB image: a caption line (label, calibrated confidence, and the explained label when it
+        differs), the original on the left, the map drawn over a dimmed grey copy of the image on
+        the right, and the 0-1 colour scale under them.
 
     Raises:
         ExplainError: The explanation has no heat map.
@@ -198,7 +200,8 @@ def overlay(image: Image.Image, explanation: Explanation, *, panel: int = _PANEL
     if explanation.heatmap is None:
         raise ExplainError(f"No heat map for {explanation.prediction.source}: {explanation.prediction.error}")
     shown = image.convert("RGB")
-    shown.thumbnail((panel, panel), Image.Resampling.LANCZOS)
+    scale = panel / max(shown.size)  # small images are enlarged too, so captions always fit
+    shown = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))), Image.Resampling.LANCZOS)
     heat = np.asarray(Image.fromarray(explanation.heatmap).resize(shown.size, Image.Resampling.BILINEAR), np.float32)
     grey = np.asarray(shown.convert("L").convert("RGB"), np.float32) / 255.0
     mixed = 0.35 * grey + 0.65 * colormap(np.clip(heat, 0.0, 1.0))
@@ -206,21 +209,23 @@ def overlay(image: Image.Image, explanation: Explanation, *, panel: int = _PANEL
 
     font, small = ImageFont.load_default(size=18), ImageFont.load_default(size=13)
     width, height = shown.size
-    header, bar, footer = 34, 14, 40
-    canvas = Image.new("RGB", (2 * width + 3 * _MARGIN, header + height + footer + 2 * _MARGIN), (255, 255, 255))
+    header, bar = 34, 14
+    canvas_width = max(2 * width + 3 * _MARGIN, _MIN_WIDTH)
+    canvas = Image.new("RGB", (canvas_width, header + height + 3 * _MARGIN + 24 + bar + 18), (255, 255, 255))
     canvas.paste(shown, (_MARGIN, header + _MARGIN))
     canvas.paste(heat_panel, (2 * _MARGIN + width, header + _MARGIN))
     draw = ImageDraw.Draw(canvas)
     draw.text((_MARGIN, 8), _caption(explanation), fill=(20, 20, 20), font=font)
-    top = header + _MARGIN + height + 8
-    left, right = 2 * _MARGIN + width, 2 * _MARGIN + 2 * width
-    ramp = colormap(np.linspace(0.0, 1.0, max(2, right - left), dtype=np.float32)[None, :].repeat(bar, 0))
+    top = header + 2 * _MARGIN + height
+    draw.text((_MARGIN, top), f"Grad-CAM: how much each region raised the '{explanation.target}' score",
+              fill=(40, 40, 40), font=small)
+    top += 22
+    left, right = _MARGIN, canvas_width - _MARGIN
+    ramp = colormap(np.linspace(0.0, 1.0, right - left, dtype=np.float32)[None, :].repeat(bar, 0))
     canvas.paste(Image.fromarray(np.rint(ramp * 255.0).astype(np.uint8)), (left, top))
     draw.rectangle((left - 1, top - 1, right, top + bar), outline=(90, 90, 90))
-    for value, anchor in ((0.0, "la"), (0.5, "ma"), (1.0, "ra")):
-        draw.text((left + value * (right - left), top + bar + 3), f"{value:g}", fill=(40, 40, 40), font=small, anchor=anchor)
-    draw.text((_MARGIN, top), "Grad-CAM: where the model looked", fill=(40, 40, 40), font=small)
-    draw.text((_MARGIN, top + bar + 3), "(colour: low 0 to high 1)", fill=(90, 90, 90), font=small)
+    for value, anchor, text in ((0.0, "la", "0 (none)"), (0.5, "ma", "0.5"), (1.0, "ra", "1 (most)")):
+        draw.text((left + value * (right - left), top + bar + 3), text, fill=(40, 40, 40), font=small, anchor=anchor)
     return canvas
 
 
@@ -233,7 +238,7 @@ def colormap(values: np.ndarray) -> np.ndarray:
 
 def _caption(explanation: Explanation) -> str:
     prediction = explanation.prediction
-    text = f"{prediction.label}   confidence {prediction.confidence:.2f} (calibrated)"
+    text = f"{prediction.label}    confidence {prediction.confidence:.2f} (calibrated)"
     if explanation.target is not None and explanation.target != prediction.label:
         text += f"   map for: {explanation.target}"
     return text

@@ -28,6 +28,9 @@ from PIL import Image
 from imgsent.config import PreprocessConfig
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource, decode_image
 
+LETTERBOX_FILL = (0, 0, 0)
+"""The colour of the bars that ``resize_mode="letterbox"`` adds (black)."""
+
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -49,7 +52,7 @@ def resize(image: Image.Image, cfg: PreprocessConfig) -> Image.Image:
     if cfg.resize_mode == "crop":
         left, top = (new_w - size) // 2, (new_h - size) // 2
         return image.crop((left, top, left + size, top + size))
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
+    canvas = Image.new("RGB", (size, size), LETTERBOX_FILL)
     canvas.paste(image, ((size - new_w) // 2, (size - new_h) // 2))
     return canvas
 
@@ -141,7 +144,7 @@ def resize_float(pixels: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
         top, left = (new_h - size) // 2, (new_w - size) // 2
         return out[:, top : top + size, left : left + size].contiguous()
     if cfg.resize_mode == "letterbox":
-        canvas = torch.zeros(3, size, size)
+        canvas = torch.tensor(LETTERBOX_FILL, dtype=torch.float32).view(3, 1, 1).repeat(1, size, size)
         top, left = (size - new_h) // 2, (size - new_w) // 2
         canvas[:, top : top + new_h, left : left + new_w] = out
         return canvas

@@ -26,6 +26,8 @@ from torch import nn
 from imgsent.config import PreprocessConfig
 from imgsent.engines.torch_engine import Calibrated
 from imgsent.errors import EngineError, require_extra
+from imgsent.pixels import ALPHA_BACKGROUND
+from imgsent.transforms import LETTERBOX_FILL, normalize
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
@@ -122,7 +124,7 @@ def onnx_metadata(model: SentimentModel) -> dict[str, str]:
         "imgsent.jpeg_draft": json.dumps(pre.jpeg_draft),
         "imgsent.jpeg_draft_size": json.dumps([size, size] if pre.jpeg_draft else None),
         "imgsent.exif_orientation": json.dumps("apply"),
-        "imgsent.alpha_background": json.dumps([255, 255, 255]),
+        "imgsent.alpha_background": json.dumps(list(ALPHA_BACKGROUND)),
         "imgsent.high_bit_depth": json.dumps("I;16: value / 257, rounded; I and F: see imgsent.images"),
         # resizing (imgsent.transforms.preprocess)
         "imgsent.image_size": str(size),
@@ -130,6 +132,7 @@ def onnx_metadata(model: SentimentModel) -> dict[str, str]:
         "imgsent.interpolation": pre.interpolation,
         "imgsent.resize_antialias": json.dumps(pre.resize_antialias),
         "imgsent.resize_reducing_gap": json.dumps(pre.reducing_gap if pre.resize_antialias else None),
+        "imgsent.letterbox_fill": json.dumps(list(LETTERBOX_FILL)),
         "imgsent.resize_rounding": json.dumps("uint8" if pre.resize_antialias else "none"),
         # normalisation (imgsent.transforms.normalize)
         "imgsent.mean": json.dumps(list(pre.mean)),
@@ -222,6 +225,4 @@ def cached_onnx(
 
 def normalize_numpy(pixels: torch.Tensor, cfg: PreprocessConfig) -> np.ndarray:
     """Pixels ``[B, 3, S, S]`` in [0, 255] -> contiguous float32 numpy, normalised as in the torch engine."""
-    from imgsent.transforms import normalize
-
     return np.ascontiguousarray(normalize(pixels.contiguous(), cfg).numpy())
