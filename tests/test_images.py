@@ -222,7 +222,7 @@ def test_decode_image_reports_the_full_displayed_size(zoo: Zoo) -> None:
     image, size = decode_image(large, draft_size=(300, 200))
     assert image.size == (375, 250) and size == (3000, 2000)  # drafted pixels, full size
     rotated, size = decode_image(_record(zoo, "exif_orientation_6_jpeg"), draft_size=(10, 15))
-    assert size == rotated.size  # small: no draft; the size is the displayed (rotated) one
+    assert rotated.size == (10, 15) and size == (40, 60)  # drafted to 1/4; the size is the displayed (rotated) one
     array = np.zeros((4, 6, 3), np.uint8)
     assert decode_image(array)[1] == (6, 4)
 
