@@ -1,9 +1,10 @@
 """Decode one input (path, bytes, PIL image, array or tensor) into an RGB PIL image.
 
-:func:`load_image` is the single entry point every other part of imgsent uses to
-read pixels. It never crashes on bad input and never blocks: any file or value
-that cannot become an image raises :class:`~imgsent.errors.ImageDecodeError`
-whose message names the input and the reason.
+:func:`decode_image` (and :func:`load_image`, its image alone) is how imgsent reads
+pixels; :func:`imgsent.transforms.load_pixels` builds the model's input on it. It never
+crashes on bad input and never blocks: any file or value that cannot become an image
+raises :class:`~imgsent.errors.ImageDecodeError` whose message names the input and the
+reason.
 
 Rules applied to every input:
 

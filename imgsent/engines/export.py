@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 
 from imgsent.config import PreprocessConfig
 from imgsent.engines.torch_engine import Calibrated
