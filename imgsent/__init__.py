@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
     from imgsent.outputs import Prediction
     from imgsent.outputs import to_dataframe
-    from imgsent.predictor import Predictor, predict
+    from imgsent.predictor import Predictor
+    from imgsent.quick import predict
 
 _LAZY = {
     "ModelConfig": "imgsent.config",
@@ -38,7 +39,7 @@ _LAZY = {
     "Prediction": "imgsent.outputs",
     "Predictor": "imgsent.predictor",
     "SentimentModel": "imgsent.models.sentiment",
-    "predict": "imgsent.predictor",
+    "predict": "imgsent.quick",
     "to_dataframe": "imgsent.outputs",
 }
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
@@ -17,6 +15,7 @@ from imgsent.config import ModelConfig
 from imgsent.engines import Backend, describe_engine, load_engine
 from imgsent.engines.base import weights_numel
 from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
+from imgsent.explain import Explanation, check_target, explain_batch, float_network
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
 from imgsent.options import PredictOptions, with_predict_options
@@ -238,10 +237,13 @@ class Predictor:
         Yields:
             One list of up to ``batch_size`` :class:`~imgsent.Prediction` records per batch, in input order.
         """
-        return self._run(images, PredictOptions.build(options, **overrides))
+        opts = PredictOptions.build(options, **overrides)  # checked now, before the first batch is asked for
+        return (predictions for _, predictions in self._predicted_batches(images, opts))
 
-    def _run(self, images: Iterable[ImageSource], opts: PredictOptions) -> Iterator[list[Prediction]]:
-        """The generator behind :meth:`iter_predict_batches`, on checked options."""
+    def _predicted_batches(
+        self, images: Iterable[ImageSource], opts: PredictOptions
+    ) -> Iterator[tuple[DecodedBatch, list[Prediction]]]:
+        """The one pipeline: decode -> forward -> postprocess, yielding each batch with its predictions."""
         workers = self._workers(opts.workers)
         threads = compute_threads(self.device, workers, light=self._light, engine=self.backend)
         for batch in self.iter_batches(images, batch_size=opts.batch_size, workers=workers, max_pixels=opts.max_pixels):
@@ -249,55 +251,67 @@ class Predictor:
                 probs = self.forward(batch)
                 if opts.tta and probs.shape[0]:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
-            yield self.postprocess(batch, probs, binary=opts.binary, min_confidence=opts.min_confidence)
+            yield batch, self.postprocess(batch, probs, binary=opts.binary, min_confidence=opts.min_confidence)
 
-    def explain(self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None) -> list[np.ndarray]:
-        """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
+    @with_predict_options
+    def explain(
+        self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None,
+        options: PredictOptions | None = None, **overrides: Any,
+    ) -> list[Explanation]:
+        """Predict and show where the model looked: one Grad-CAM map per image (``pip install 'imgsent[explain]'``).
 
         Args:
             images: One image or a list (paths, bytes, PIL images, arrays, tensors).
-            target: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` (default) explains
-                each image's predicted label.
+            target: ``"negative"``, ``"neutral"``, ``"positive"``, or ``None`` (default) for each
+                image's most probable label.
+            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
 
         Returns:
-            One float32 array [height, width] in [0, 1] per image, at the image's own size.
+            One :class:`~imgsent.explain.Explanation` per input, in order: ``.prediction`` is the
+            :class:`~imgsent.Prediction` that :meth:`predict` gives for that input (same decoding,
+            engine and probabilities) and ``.heatmap`` a float32 array ``[height, width]`` in
+            [0, 1] at the image's displayed size (``None`` for an input that cannot be read).
 
         Raises:
-            ImageDecodeError: An input cannot be decoded.
             ExplainError: ``target`` is not a label, or the architecture has no explanation method.
             MissingExtraError: ``grad-cam`` is not installed.
 
         Example:
-            >>> [m.shape for m in predictor.explain("examples/images/coffee_cup.jpg")]  # doctest: +SKIP
-            [(427, 640)]
+            >>> (item,) = predictor.explain("examples/images/coffee_cup.jpg")  # doctest: +SKIP
+            >>> item.prediction.label, item.heatmap.shape  # doctest: +SKIP
+            ('positive', (427, 640))
         """
-        from imgsent.explain import explain_maps
+        opts = PredictOptions.build(options, **overrides)
+        images = _as_list(images)
+        if opts.workers is None and len(images) <= opts.batch_size:
+            opts = dataclasses.replace(opts, workers=0)  # starting processes costs more than decoding a handful of images
+        return list(self.iter_explain(images, target=target, options=opts))
 
-        return explain_maps(self, _as_list(images), target=target)
+    @with_predict_options
+    def iter_explain(
+        self, images: Iterable[ImageSource], *, target: str | None = None,
+        options: PredictOptions | None = None, **overrides: Any,
+    ) -> Iterator[Explanation]:
+        """Stream :meth:`explain`: the batches and predictions of :meth:`iter_predict_batches`, then
+        Grad-CAM once on each batch's pixels."""
+        check_target(target)
+        opts = PredictOptions.build(options, **overrides)
+        network = None
+        for batch, predictions in self._predicted_batches(images, opts):
+            network = network or float_network(self.model.net)
+            yield from explain_batch(network, self.config, batch, predictions, target=target)
 
     def iter_batches(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
+        self, images: Iterable[ImageSource], *, batch_size: int = 32, workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
         PredictOptions(batch_size=batch_size, workers=workers, max_pixels=max_pixels)  # the one validation
-        if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
-            return iter_gpu_batches(
-                images, self.config.preprocess, batch_size=batch_size, workers=self._workers(workers),
-                device=self.device, max_pixels=max_pixels,
-            )
-        return iter_batches(
-            images,
-            self.config.preprocess,
-            batch_size=batch_size,
-            workers=self._workers(workers),
-            pin_memory=self.device.type == "cuda",
-            max_pixels=max_pixels,
-        )
+        cfg, workers = self.config.preprocess, self._workers(workers)
+        if gpu_decode_supported(cfg, self.device):  # nvJPEG, per-file CPU fallback
+            return iter_gpu_batches(images, cfg, batch_size=batch_size, workers=workers, device=self.device, max_pixels=max_pixels)
+        return iter_batches(images, cfg, batch_size=batch_size, workers=workers, pin_memory=self.device.type == "cuda",
+                            max_pixels=max_pixels)
 
     def _workers(self, workers: int | None) -> int:
         """The decoding workers to use: the caller's choice (checked by :class:`PredictOptions`) or the runtime default."""
@@ -306,7 +320,8 @@ class Predictor:
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
         """Run the engine on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
 
-        The engines divide the logits by the model's ``config.temperature`` before the softmax.
+        Every engine ends in :class:`~imgsent.engines.torch_engine.Calibrated` (PyTorch runs it,
+        the ONNX export is traced from it), the one place ``config.temperature`` is applied.
         """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
@@ -318,14 +333,9 @@ class Predictor:
     ) -> list[Prediction]:
         """Turn probabilities and decode errors into :class:`~imgsent.Prediction` records, in order."""
         rows = iter(probs.tolist())
-        out: list[Prediction] = []
-        for source, ok, error in zip(batch.sources, batch.ok, batch.errors):
-            if not ok:
-                out.append(Prediction.failed(source, error or "unknown error"))
-                continue
-            neg, neu, pos = next(rows)
-            out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
-        return out
+        return [labelled(source, tuple(next(rows)), binary=binary, min_confidence=min_confidence) if ok  # type: ignore[arg-type]
+                else Prediction.failed(source, error or "unknown error")
+                for source, ok, error in zip(batch.sources, batch.ok, batch.errors)]
 
 
 def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
@@ -338,58 +348,3 @@ def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor)):
         return [images]
     return list(images)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str, backend: str) -> Predictor:
-    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)  # type: ignore[arg-type]
-
-
-@with_predict_options
-def predict(
-    images: ImageSource | Sequence[ImageSource],
-    *,
-    model: str | os.PathLike[str] | None = None,
-    revision: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    backend: str = "auto",
-    options: PredictOptions | None = None,
-    **overrides: Any,
-) -> list[Prediction]:
-    """Predict image polarity in one call; the loaded model is kept for later calls.
-
-    Up to four predictors (one per model, revision, device, dtype and backend) stay loaded;
-    ``imgsent.predict.cache_clear()`` drops them and frees their memory.
-
-    Args:
-        images: One image or a list: paths, bytes, PIL images, HWC arrays or CHW tensors.
-        model: ``None`` for the default model shipped in the package, a known name, a local
-            folder or a Hub repo id.
-        revision: Hub branch, tag or commit sha.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-        dtype: ``"auto"`` (float32 on CPU), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        options: A whole :class:`~imgsent.options.PredictOptions`.
-        **overrides: Every option of :meth:`Predictor.predict`, by name (``batch_size``,
-            ``workers``, ``binary``, ``tta``, ``max_pixels``, ``min_confidence``).
-
-    Returns:
-        One :class:`~imgsent.Prediction` per input, in order; unreadable inputs carry ``error``.
-
-    Raises:
-        InvalidConfigError: An unknown option or a bad value (checked before any model is loaded).
-
-    Example:
-        >>> import imgsent
-        >>> imgsent.predict("examples/images/coffee_cup.jpg", min_confidence=0.5)[0].label
-        'positive'
-        >>> imgsent.predict.cache_clear()
-    """
-    opts = PredictOptions.build(options, **overrides)
-    key = None if model is None else str(model)
-    predictor = _cached_predictor(key, revision, str(device), str(dtype), str(backend))
-    return predictor.predict(images, options=opts)
-
-
-predict.cache_clear = _cached_predictor.cache_clear  # type: ignore[attr-defined]

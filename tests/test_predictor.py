@@ -133,7 +133,7 @@ def test_bfloat16_on_cpu_stays_close(tiny_model_dir, photo_dir):
 
 def test_module_level_predict_caches_the_predictor(tiny_model_dir, photo_dir):
     import imgsent
-    from imgsent.predictor import _cached_predictor
+    from imgsent.quick import _cached_predictor
 
     imgsent.predict.cache_clear()
     assert _cached_predictor.cache_info().currsize == 0

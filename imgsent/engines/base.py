@@ -30,7 +30,7 @@ class Engine(Protocol):
     threads: int  # compute threads now in use; 0 means the engine's default (one per core)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]`` on the CPU."""
+        """float32 pixels ``[B, 3, S, S]`` in [0, 255] -> float32 calibrated probabilities ``[B, 3]`` on the CPU."""
         ...
 
     def set_threads(self, threads: int) -> None:
