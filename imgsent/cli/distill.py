@@ -82,7 +82,14 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     from imgsent.distill.pipeline import DistillRun
     from imgsent.distill.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
+    from imgsent.cli.common import EXIT_USAGE
+    from imgsent.errors import InvalidConfigError
+
+    try:  # every recipe error is a usage error, reported before any stage runs
+        recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
+    except InvalidConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
     folder = workdir or Path("runs") / recipe.name
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:

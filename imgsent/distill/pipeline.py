@@ -256,10 +256,10 @@ class DistillRun:
     def _run_train(self, folder: Path) -> dict[str, Any]:
         import torch
 
-        from imgsent.distill.records import TrainConfig, read_rows
+        from imgsent.distill.records import read_rows
         from imgsent.distill.trainer import train_student
 
-        config = TrainConfig.from_dict(self.recipe.train)
+        config = self.recipe.train
         torch.manual_seed(config.seed)
         model = self._new_student()
         if self.recipe.student.pretrained:

@@ -85,8 +85,13 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
     return backend
 
 
-def load_engine(model: SentimentModel, *, backend: str, device: torch.device, dtype: torch.dtype) -> Engine:
+def load_engine(
+    model: SentimentModel, *, backend: str, device: torch.device, dtype: torch.dtype, graph: str = "probabilities"
+) -> Engine:
     """Build the engine for ``model`` (exporting and caching it for ONNX Runtime and OpenVINO).
+
+    ``graph="features"`` builds an engine whose ``forward`` returns the pooled backbone features
+    ``[B, feature_dim]`` instead of probabilities (see :func:`~imgsent.engines.export.export_onnx`).
 
     With ``backend="auto"``, a model that the exporter cannot handle falls back to PyTorch
     with a logged warning; a backend asked for by name raises instead.
@@ -100,11 +105,11 @@ def load_engine(model: SentimentModel, *, backend: str, device: torch.device, dt
     if chosen == "torch":
         from imgsent.engines.torch_engine import TorchEngine
 
-        return TorchEngine(model, device=device, dtype=dtype)
+        return TorchEngine(model, device=device, dtype=dtype, graph=graph)
     try:
         from imgsent.engines.export import cached_onnx
 
-        path = cached_onnx(model)
+        path = cached_onnx(model, graph=graph)
         if chosen == "onnxruntime":
             from imgsent.engines.ort_engine import OrtEngine
 
@@ -118,4 +123,4 @@ def load_engine(model: SentimentModel, *, backend: str, device: torch.device, dt
         logger.warning("%s; falling back to backend='torch'.", exc)
         from imgsent.engines.torch_engine import TorchEngine
 
-        return TorchEngine(model, device=device, dtype=dtype)
+        return TorchEngine(model, device=device, dtype=dtype, graph=graph)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
+FEATURES_NAME = "features"
+GRAPHS: tuple[str, ...] = ("probabilities", "features")
+"""What an exported graph returns: the model's probabilities, or its pooled backbone features (for dedup)."""
 OPSET = 17
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old cache entries are not reused
 _MANIFEST = "manifest.json"
@@ -45,7 +48,20 @@ class _Probabilities(nn.Module):
         return torch.softmax(self.model(pixels).float() / self.model.config.temperature, dim=-1)
 
 
-def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset: int = OPSET) -> Path:
+class _Features(nn.Module):
+    """The network's pooled backbone features ``[batch, feature_dim]``: the ``features`` graph."""
+
+    def __init__(self, model: SentimentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.net.features(pixels).float()
+
+
+def export_onnx(
+    model: SentimentModel, output: str | os.PathLike[str], *, opset: int = OPSET, graph: str = "probabilities"
+) -> Path:
     """Export ``model`` to an ONNX file with a dynamic batch and its preprocessing in the metadata.
 
     The weights are exported in float32 whatever the model's current dtype; the model itself
@@ -55,6 +71,8 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
         model: The model to export.
         output: Path of the ``.onnx`` file to write (parent folders are created).
         opset: ONNX opset version. Default 17.
+        graph: ``"probabilities"`` (default) or ``"features"``: the pooled backbone features
+            ``[batch, feature_dim]`` (output ``features``), used by near-duplicate removal.
 
     Returns:
         The path written.
@@ -77,15 +95,19 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    net = _Probabilities(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
+    if graph not in GRAPHS:
+        raise EngineError(f"Unknown graph {graph!r}; use one of {list(GRAPHS)}.")
+    wrapper = _Features if graph == "features" else _Probabilities
+    net = wrapper(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
+    out_name = FEATURES_NAME if graph == "features" else OUTPUT_NAME
     size = model.config.preprocess.image_size
     example = torch.zeros(2, 3, size, size)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
-                net, (example,), str(output), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                net, (example,), str(output), input_names=[INPUT_NAME], output_names=[out_name],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, out_name: {0: "batch"}},
                 opset_version=opset, dynamo=False,
             )
     except Exception as exc:  # the exporter raises many untyped errors
@@ -93,7 +115,10 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
     proto = onnx.load(str(output))
     proto.doc_string = "imgsent image polarity model: normalised float32 pixels -> probabilities"
     del proto.metadata_props[:]
-    for key, value in onnx_metadata(model).items():
+    metadata = onnx_metadata(model)
+    if graph == "features":
+        metadata["imgsent.output"] = f"{FEATURES_NAME}: float32 [batch, {model.net.feature_dim}], pooled backbone features"
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(output))
@@ -160,7 +185,8 @@ def _valid_entry(folder: Path) -> Path | None:
 
 
 def cached_onnx(
-    model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None
+    model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None,
+    graph: str = "probabilities",
 ) -> Path:
     """The ONNX export of ``model`` from the cache, exporting it on first use.
 
@@ -174,14 +200,14 @@ def cached_onnx(
         EngineError: The export failed.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    folder = root / (key or model_digest(model))
+    folder = root / ((key or model_digest(model)) + ("" if graph == "probabilities" else f"-{graph}"))
     found = _valid_entry(folder)
     if found is not None:
         return found
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
     try:
-        path = export_onnx(model, staging / "model.onnx")
+        path = export_onnx(model, staging / "model.onnx", graph=graph)
         manifest = {"sha256": _file_sha256(path), "size": path.stat().st_size, "opset": OPSET,
                     "architecture": model.config.architecture.name, "torch": torch.__version__}
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -22,8 +22,10 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model: SentimentModel, *, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: SentimentModel, *, device: torch.device, dtype: torch.dtype,
+                 graph: str = "probabilities") -> None:
         self.device = device
+        self.graph = graph  # "features": forward returns the pooled backbone features instead
         self.dtype = dtype
         self.preprocess = model.config.preprocess
         self.temperature = model.config.temperature
@@ -53,7 +55,11 @@ class TorchEngine:
             reduced = self.dtype != torch.float32
             autocast = torch.autocast("cuda", dtype=self.dtype) if reduced else contextlib.nullcontext()
             with autocast:
+                if self.graph == "features":
+                    return self.model.net.features(normalize(pixels, self.preprocess)).float().cpu()
                 logits = self.model(normalize(pixels, self.preprocess))
         else:
+            if self.graph == "features":
+                return self.model.net.features(normalize(pixels, self.preprocess, dtype=self.dtype)).float().cpu()
             logits = self.model(normalize(pixels, self.preprocess, dtype=self.dtype))
         return torch.softmax(logits.float() / self.temperature, dim=-1).cpu()
