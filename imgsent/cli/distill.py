@@ -94,7 +94,7 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:
         runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
-                            on_train_step=shown.step, on_train_epoch=shown.epoch)
+                            on_train_step=shown.step, on_train_epoch=shown.epoch, on_progress=shown.progress)
         results = runner.run(until=until, only=only)
     exported = [r for r in results if r.name == "export"]
     if exported and rank0:
@@ -183,6 +183,7 @@ class TrainingProgress:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             console=err, disable=not (rank0 and err.is_terminal))
         self.task: TaskID | None = None
+        self.passes: dict[str, TaskID] = {}
 
     def __enter__(self) -> TrainingProgress:
         self.bar.start()
@@ -197,6 +198,12 @@ class TrainingProgress:
         if self.task is None:
             self.task = self.bar.add_task(description, total=p.total_steps)
         self.bar.update(self.task, completed=p.step, description=description)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """``on_progress`` callback: one bar per stage pass (the dedup embedding pass)."""
+        if stage not in self.passes:
+            self.passes[stage] = self.bar.add_task(f"{stage}: embedding images", total=total)
+        self.bar.update(self.passes[stage], completed=done)
 
     def epoch(self, m: EpochMetrics) -> None:
         """``on_epoch`` callback: print the epoch's metrics."""

@@ -302,6 +302,30 @@ def deduplicate(
     return DedupReport(kept=near.kept, removed=removed, unreadable=exact.unreadable, threshold=threshold, links=near.links)
 
 
+def iter_groups(report: DedupReport) -> Iterator[dict[str, Any]]:
+    """Every duplicate group, JSON-ready: the kept image, each removed member and every link between them.
+
+    A group is ``{"kept": path, "members": [{"path", "kind", "matched", "distance"}, ...],
+    "links": [[path_a, path_b, distance], ...]}``, in the order the kept images appear.
+
+    Example:
+        >>> report = DedupReport(kept=["a.jpg"], removed=[Duplicate("b.jpg", "a.jpg", "a.jpg", "near", 0.05)],
+        ...                      links=[("a.jpg", "b.jpg", 0.05)])
+        >>> next(iter_groups(report))["members"][0]["distance"]
+        0.05
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for d in report.removed:
+        group = groups.setdefault(d.kept, {"kept": d.kept, "members": [], "links": []})
+        group["members"].append({"path": d.path, "kind": d.kind, "matched": d.matched, "distance": d.distance})
+    owner = {d.path: d.kept for d in report.removed}
+    for a, b, dist in report.links:
+        groups[owner.get(a, a)]["links"].append([a, b, dist])
+    for path in report.kept:
+        if path in groups:
+            yield groups[path]
+
+
 def apply_dedup(posts: Iterable[Post], report: DedupReport) -> Iterable[Post]:
     """Drop removed images from posts, and posts left without images.
 
@@ -324,5 +348,6 @@ __all__ = [
     "deduplicate",
     "find_exact_duplicates",
     "find_near_duplicates",
+    "iter_groups",
     "sha256_file",
 ]
