@@ -5,6 +5,7 @@ Run::
     python -m benchmarks.distill_scale scale --sizes 50000,300000,1000000
     python -m benchmarks.distill_scale embed --images 2000
     python -m benchmarks.distill_scale resume --images 2000
+    python -m benchmarks.distill_scale teacher --images 4000
 
 ``scale``: a corpus of ``N`` posts (captions with sentiment words, one tiny PNG each; 1 % exact
 copies, 1 % near duplicates at distance 0.05 and 1 % near misses at 0.25) runs
@@ -22,6 +23,9 @@ float32, :func:`imgsent.distill.probe.embed_rows`).
 
 ``resume``: the dedup embedding pass SIGKILLed at 60 %, then rerun; the rerun's time against an
 uninterrupted run.
+
+``teacher``: texts per second of the ``hf`` teacher on the CPU with a small random-weight RoBERTa
+(built from a ``RobertaConfig``, no download), one text per pass against length-sorted batches of 64.
 
 Results go to ``benchmarks/results/distill_scale_*.json``.
 """
@@ -276,9 +280,56 @@ def kill_and_resume(count: int, root: Path) -> dict[str, Any]:
             "load_average_1min": load_average()[0]}
 
 
+# -- teacher ---------------------------------------------------------------------------------------------------
+
+def tiny_roberta(folder: Path, *, hidden: int = 128, layers: int = 2, seed: int = 0) -> Path:
+    """A random-weight RoBERTa sentiment classifier and a word-level tokenizer, saved offline (no download)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(_WORDS)))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", model_max_length=128)
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    config = RobertaConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+                           intermediate_size=4 * hidden, max_position_embeddings=136, pad_token_id=1, bos_token_id=0,
+                           eos_token_id=2, id2label=labels, label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(seed)
+    RobertaForSequenceClassification(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def teacher_speed(texts: int, root: Path) -> dict[str, Any]:
+    """Texts per second of the ``hf`` teacher on the CPU, one text per forward pass against batches of 64."""
+    import numpy as np
+    import torch
+
+    from imgsent.distill.teacher import HFTeacher
+
+    folder = tiny_roberta(root / "tiny-roberta")
+    rng = np.random.default_rng(0)
+    corpus = [" ".join(rng.choice(_WORDS, int(rng.integers(4, 60)))) for _ in range(texts)]
+    out: dict[str, Any] = {"texts": texts, "model": "RoBERTa, random weights, hidden 128, 2 layers", "device": "cpu",
+                           "torch_threads": torch.get_num_threads()}
+    for batch in (1, 64):
+        teacher = HFTeacher(folder, batch_size=batch, max_length=128)
+        start = time.perf_counter()
+        teacher.predict_proba(corpus)
+        out[f"texts_per_second_batch_{batch}"] = texts / (time.perf_counter() - start)
+    out["speedup"] = out["texts_per_second_batch_64"] / out["texts_per_second_batch_1"]
+    out["load_average_1min"] = load_average()[0]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("scale", "embed", "resume", "child", "embed-child", "resume-child"))
+    parser.add_argument("command", choices=("scale", "embed", "resume", "teacher", "child", "embed-child", "resume-child"))
     parser.add_argument("args", nargs="*")
     parser.add_argument("--sizes", default="50000,300000,1000000")
     parser.add_argument("--images", type=int, default=2000)
@@ -298,6 +349,8 @@ def main() -> None:
         result = scale([int(s) for s in args.sizes.split(",")], args.root)
     elif args.command == "embed":
         result = embed_vs_classify(args.images, args.root)
+    elif args.command == "teacher":
+        result = teacher_speed(args.images, args.root)
     else:
         result = kill_and_resume(args.images, args.root)
     write_json(RESULTS / f"distill_scale_{args.command}.json", result)

@@ -210,8 +210,9 @@ class DistillRun:
 
             return VaderTeacher(band=t.band, temperature=t.temperature)
         from imgsent.distill.teacher import HFTeacher
+        from imgsent.runtime import resolve_device
 
-        return HFTeacher(t.model, revision=t.revision)
+        return HFTeacher(t.model, revision=t.revision, device=str(resolve_device("auto")))
 
     def _run_select(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.labels import iter_label_cache, read_cache_header
