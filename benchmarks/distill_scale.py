@@ -227,9 +227,14 @@ def embed_child(folder: Path, kind: str) -> None:
 
     paths = sorted(str(p) for p in folder.glob("*.jpg"))
     model = SentimentModel.from_pretrained()
-    if kind == "engine":
-        embed, _ = engine_embedder(model)
-        embed(paths)
+    if kind == "engine":  # as the dedup stage runs it: one embed call per durable chunk
+        import tempfile
+
+        from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE, build_store
+
+        embed, key = engine_embedder(model)
+        with tempfile.TemporaryDirectory() as store:
+            build_store(paths, embed, store, key=key, batch_size=DEFAULT_CHUNK_SIZE)
         return
     from imgsent.distill.probe import embed_rows
     from imgsent.runtime import default_workers

@@ -62,7 +62,7 @@ def test_store_resumes_after_an_interruption_and_gives_identical_chunks(tmp_path
                         progress=lambda done, total: seen.append((done, total)))
     assert embed.calls == [100, 100]  # only the two missing chunks
     assert seen == [(200, 400), (300, 400), (400, 400)]
-    fresh = build_store(paths, _table_embed(vectors), tmp_path / "b", key=key, batch_size=100, chunk_size=100)
+    build_store(paths, _table_embed(vectors), tmp_path / "b", key=key, batch_size=100, chunk_size=100)
     for k in range(store.chunks):
         assert (tmp_path / "a" / f"chunk-{k:06d}.npy").read_bytes() == (tmp_path / "b" / f"chunk-{k:06d}.npy").read_bytes()
     # another key (other paths or model) starts afresh

@@ -32,7 +32,7 @@ import numpy as np
 
 from imgsent.distill.ann import ANN_MIN_SIZE, DEFAULT_MEMORY_GB, faiss_candidates, plan_index
 from imgsent.distill.corpus import Post
-from imgsent.distill.embeddings import EmbedFn, EmbeddingStore, Progress, build_store, store_key
+from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE, EmbedFn, EmbeddingStore, Progress, build_store, store_key
 from imgsent.errors import InvalidConfigError
 
 DuplicateKind = Literal["exact", "near"]
@@ -136,7 +136,7 @@ def find_near_duplicates(
     search: SearchMethod = "auto",
     workdir: str | os.PathLike[str] | None = None,
     model_key: str = "",
-    chunk_size: int = 4096,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     nlist: int | None = None,
     nprobe: int = 16,
     memory_gb: float = DEFAULT_MEMORY_GB,
@@ -163,7 +163,7 @@ def find_near_duplicates(
         workdir: Folder for the embedding chunks (kept, for resuming); ``None`` uses a temporary folder.
         model_key: What the embeddings depend on besides the paths (e.g. a model digest); a store
             with another key is recomputed.
-        chunk_size: Rows per chunk file. Default 4096.
+        chunk_size: Rows per chunk file. Default 1024.
         nlist: FAISS k-means cells; ``None``: about ``4 sqrt(N)``.
         nprobe: FAISS cells searched per query. Default 16.
         memory_gb: Memory budget of the search; the index's code is chosen to use about half. Default 4.

@@ -32,6 +32,8 @@ EmbedFn = Callable[[list[str]], "torch.Tensor | np.ndarray"]
 Progress = Callable[[int, int], None]
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
+DEFAULT_CHUNK_SIZE = 1024
+"""Rows per chunk file: what a rerun after an interruption may redo, at most."""
 
 
 def store_key(paths: Sequence[str], model_key: str = "") -> str:
@@ -123,7 +125,7 @@ def build_store(
     *,
     key: str,
     batch_size: int = 256,
-    chunk_size: int = 4096,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Progress | None = None,
 ) -> EmbeddingStore:
     """Embed ``paths`` into a store in ``folder``, keeping the whole chunks of an earlier run with the same ``key``.
@@ -134,7 +136,7 @@ def build_store(
         folder: The store's folder (created).
         key: What the rows depend on (:func:`store_key`); a store with another key is cleared.
         batch_size: Paths per ``embed`` call. Default 256.
-        chunk_size: Rows per chunk file; a rerun after an interruption redoes at most one chunk. Default 4096.
+        chunk_size: Rows per chunk file; a rerun after an interruption redoes at most one chunk. Default 1024.
         progress: Called with ``(images embedded, total)`` after every ``embed`` call, and once at the start.
 
     Returns:
@@ -204,4 +206,4 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["EmbedFn", "EmbeddingStore", "Progress", "build_store", "store_key"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "EmbedFn", "EmbeddingStore", "Progress", "build_store", "store_key"]

@@ -166,6 +166,7 @@ class DistillRun:
 
     def _run_dedup(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.dedup import apply_dedup, deduplicate, iter_groups
+        from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE
 
         d = self.recipe.dedup
         posts = list(_read_posts(self.folder("ingest") / "posts.jsonl"))
@@ -173,7 +174,8 @@ class DistillRun:
         if d.exact or d.near:
             embed, key = self._embedder() if d.near else (None, "")
             progress = self.on_progress
-            report = deduplicate(paths, embed=embed, threshold=d.threshold, search=d.search, batch_size=4096,
+            report = deduplicate(paths, embed=embed, threshold=d.threshold, search=d.search,
+                                 batch_size=DEFAULT_CHUNK_SIZE,  # one embed call per chunk: one loader start each
                                  workdir=folder / "embeddings", model_key=key, nlist=d.nlist, nprobe=d.nprobe,
                                  memory_gb=d.memory_gb,
                                  progress=(lambda done, total: progress("dedup", done, total)) if progress else None)
