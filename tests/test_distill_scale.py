@@ -190,3 +190,35 @@ def test_sigkill_at_60_percent_then_rerun_embeds_only_the_rest(tmp_path: Path) -
     for chunk in (tmp_path / "full").glob("chunk-*.npy"):
         assert chunk.read_bytes() == (tmp_path / "killed" / chunk.name).read_bytes()
     print(json.dumps({"uninterrupted_s": uninterrupted, "rerun_s": resumed, "ratio": resumed / uninterrupted}))
+
+
+def test_dedup_stage_writes_groups_and_reports_progress(tmp_path: Path) -> None:
+    pytest.importorskip("vaderSentiment")
+    import yaml
+    from PIL import Image
+
+    from imgsent.distill.pipeline import DistillRun
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(6):
+        pixels = rng.integers(0, 255, size=(6, 8, 3), dtype=np.uint8)  # smooth pictures, far apart
+        Image.fromarray(pixels).resize((128, 96), Image.BICUBIC).save(tmp_path / "img" / f"{i}.png")
+        rows.append({"id": str(i), "text": "a happy sunny day here", "images": [f"img/{i}.png"]})
+    Image.open(tmp_path / "img" / "0.png").save(tmp_path / "img" / "0_again.jpg", quality=95)  # a near duplicate
+    rows.append({"id": "again", "text": "a happy sunny day here", "images": ["img/0_again.jpg"]})
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = {"corpus": {"path": "corpus.jsonl", "lang": None, "min_words": 3},
+              "dedup": {"threshold": 0.2, "search": "exact", "backend": "torch"},
+              "student": {"architecture": "efficientnet_lite0", "image_size": 64}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    seen: list[tuple[str, int, int]] = []
+    DistillRun(load_recipe(tmp_path / "r.yaml"), tmp_path / "w",
+               on_progress=lambda *event: seen.append(event)).run(until="dedup")
+    groups = [json.loads(line) for line in (tmp_path / "w" / "dedup" / "groups.jsonl").read_text().splitlines()]
+    assert [(g["kept"].endswith("0.png"), [m["path"].endswith("0_again.jpg") for m in g["members"]]) for g in groups] == [
+        (True, [True])]
+    assert len(groups[0]["links"]) == 1 and groups[0]["links"][0][2] < 0.2
+    assert seen[-1] == ("dedup", 7, 7)
+    assert len(list((tmp_path / "w" / "dedup" / "embeddings").glob("chunk-*.npy"))) == 1
