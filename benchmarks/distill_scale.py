@@ -338,6 +338,7 @@ def main() -> None:
     parser.add_argument("args", nargs="*")
     parser.add_argument("--sizes", default="50000,300000,1000000")
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "imgsent-distill-scale")
     args = parser.parse_args()
     if args.command == "child":
@@ -353,7 +354,7 @@ def main() -> None:
     if args.command == "scale":
         result = scale([int(s) for s in args.sizes.split(",")], args.root)
     elif args.command == "embed":
-        result = embed_vs_classify(args.images, args.root)
+        result = embed_vs_classify(args.images, args.root, repeats=args.repeats)
     elif args.command == "teacher":
         result = teacher_speed(args.images, args.root)
     else:

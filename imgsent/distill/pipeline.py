@@ -169,8 +169,9 @@ class DistillRun:
         from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE
 
         d = self.recipe.dedup
-        posts = list(_read_posts(self.folder("ingest") / "posts.jsonl"))
-        paths = list(dict.fromkeys(i for p in posts for i in p.images if not i.startswith(("http://", "https://"))))
+        source = self.folder("ingest") / "posts.jsonl"  # streamed twice: the posts are never all in memory
+        paths = list(dict.fromkeys(i for p in _read_posts(source) for i in p.images
+                                   if not i.startswith(("http://", "https://"))))
         if d.exact or d.near:
             embed, key = self._embedder() if d.near else (None, "")
             progress = self.on_progress
@@ -179,12 +180,12 @@ class DistillRun:
                                  workdir=folder / "embeddings", model_key=key, nlist=d.nlist, nprobe=d.nprobe,
                                  memory_gb=d.memory_gb,
                                  progress=(lambda done, total: progress("dedup", done, total)) if progress else None)
-            kept_posts = list(apply_dedup(posts, report))
+            kept_posts = apply_dedup(_read_posts(source), report)
             _write_lines(folder / "removed.jsonl", (asdict(r) for r in report.removed))
             _write_lines(folder / "groups.jsonl", iter_groups(report))
             summary = report.summary()
         else:
-            kept_posts, summary = posts, {"kept": len(paths), "removed_exact": 0, "removed_near": 0}
+            kept_posts, summary = _read_posts(source), {"kept": len(paths), "removed_exact": 0, "removed_near": 0}
         summary["posts"] = _write_posts(folder / "posts.jsonl", kept_posts)
         return summary
 
