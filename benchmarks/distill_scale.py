@@ -10,7 +10,7 @@ Run::
 ``scale``: a corpus of ``N`` posts (captions with sentiment words, one tiny PNG each; 1 % exact
 copies, 1 % near duplicates at distance 0.05 and 1 % near misses at 0.25) runs
 ``ingest -> dedup -> label -> select`` with the real :class:`~imgsent.distill.pipeline.DistillRun`
-in a fresh process. The embedding is a fast stand-in (a 1280-wide unit vector per image, drawn
+with each stage in a fresh process. The embedding is a fast stand-in (a 1280-wide unit vector per image, drawn
 from its file name, the width of EfficientNet-Lite0's features), because embedding a million
 images would take hours; everything else (the chunked store, the index, the re-check, the
 groups) is the real code. Time and peak resident memory are recorded per stage, with the
@@ -120,8 +120,11 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_child(n: int, corpus: Path, workdir: Path) -> dict[str, Any]:
-    """In this process: the pipeline up to selection, with per-stage time and peak RSS."""
+STAGES = ("ingest", "dedup", "label", "select")
+
+
+def run_child(n: int, corpus: Path, workdir: Path, stage: str) -> dict[str, Any]:
+    """In this process: one stage of the pipeline (the earlier ones done), with its time and peak RSS."""
     from imgsent.distill.pipeline import DistillRun
     from imgsent.distill.recipe import recipe_from_dict
 
@@ -149,11 +152,10 @@ def run_child(n: int, corpus: Path, workdir: Path) -> dict[str, Any]:
     DistillRun._embedder = lambda self: (stand_in_embed, "stand-in")  # type: ignore[method-assign]
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    results = DistillRun(recipe, workdir, log=log).run(until="select")
+    (result,) = DistillRun(recipe, workdir, log=log).run(only=stage)
     stop.set()
     thread.join()
-    dedup = next(r.summary for r in results if r.name == "dedup")
-    return {"n": n, "stages": stages, "dedup": {k: v for k, v in dedup.items() if not isinstance(v, dict)}}
+    return {"stages": stages, "summary": {k: v for k, v in result.summary.items() if not isinstance(v, (dict, list))}}
 
 
 def scale(sizes: list[int], root: Path) -> dict[str, Any]:
@@ -165,10 +167,14 @@ def scale(sizes: list[int], root: Path) -> dict[str, Any]:
         made = time.perf_counter() - start
         workdir = root / f"run-{n}"
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
-        out = subprocess.run([sys.executable, "-m", "benchmarks.distill_scale", "child", str(n), str(corpus), str(workdir)],
-                             cwd=REPO, capture_output=True, text=True, check=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        row["corpus_generation_seconds"] = made
+        row: dict[str, Any] = {"n": n, "stages": {}, "corpus_generation_seconds": made}
+        for stage in STAGES:  # each stage in a fresh process, so no stage inherits another's heap
+            out = subprocess.run([sys.executable, "-m", "benchmarks.distill_scale", "child", str(n), str(corpus),
+                                  str(workdir), stage], cwd=REPO, capture_output=True, text=True, check=True)
+            child = json.loads(out.stdout.strip().splitlines()[-1])
+            row["stages"].update(child["stages"])
+            if stage == "dedup":
+                row["dedup"] = child["summary"]
         rows.append(row)
         print(json.dumps(row), flush=True)
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
@@ -342,7 +348,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "imgsent-distill-scale")
     args = parser.parse_args()
     if args.command == "child":
-        print(json.dumps(run_child(int(args.args[0]), Path(args.args[1]), Path(args.args[2]))))
+        print(json.dumps(run_child(int(args.args[0]), Path(args.args[1]), Path(args.args[2]), args.args[3])))
         return
     if args.command == "embed-child":
         embed_child(Path(args.args[0]), args.args[1])
