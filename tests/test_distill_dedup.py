@@ -55,7 +55,7 @@ def test_near_duplicates_grouped_transitively() -> None:
     assert set(removed) == {"b", "c", "e"}
     assert removed["b"].kept == "a" and removed["b"].kind == "near"
     assert removed["c"].kept == "a" and removed["c"].matched == "b"
-    assert removed["c"].distance == pytest.approx(2 * math.sin(theta / 2), abs=1e-5)
+    assert removed["c"].distance == pytest.approx(2 * math.sin(theta / 2), abs=2e-4)  # rows are stored in float16
     assert removed["e"].kept == "d" and removed["e"].distance == pytest.approx(0.0, abs=1e-3)
     # a threshold between the neighbour distance and a-c keeps only exact-direction pairs
     strict = find_near_duplicates(paths, _vectors(table), threshold=0.05)

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from imgsent.cli.common import err
+from rich.markup import escape
+
+from imgsent.cli.common import EXIT_USAGE, err
 from imgsent.errors import require_extra
 
 if TYPE_CHECKING:
@@ -67,9 +69,14 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     require_extra("vaderSentiment", "distill")
     require_extra("yaml", "distill")
     from imgsent.distill.recipe import load_recipe
+    from imgsent.errors import InvalidConfigError
     from imgsent.outputs import check_writable
 
-    recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
+    try:  # every recipe error is a usage error, reported before any stage runs
+        recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
+    except InvalidConfigError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from None
     folder = check_writable(workdir or Path("runs") / recipe.name, kind="work folder", folder=True)
     if output is not None:
         check_writable(output, kind="model folder", folder=True)
@@ -79,7 +86,7 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:
         runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
-                            on_train_step=shown.step, on_train_epoch=shown.epoch)
+                            on_train_step=shown.step, on_train_epoch=shown.epoch, on_progress=shown.progress)
         results = runner.run(until=until, only=only)
     exported = [r for r in results if r.name == "export"]
     if exported and rank0:
@@ -171,6 +178,7 @@ class TrainingProgress:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             console=err, disable=not (rank0 and err.is_terminal))
         self.task: TaskID | None = None
+        self.passes: dict[str, TaskID] = {}
 
     def __enter__(self) -> TrainingProgress:
         self.bar.start()
@@ -185,6 +193,12 @@ class TrainingProgress:
         if self.task is None:
             self.task = self.bar.add_task(description, total=p.total_steps)
         self.bar.update(self.task, completed=p.step, description=description)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """``on_progress`` callback: one bar per stage pass (the dedup embedding pass)."""
+        if stage not in self.passes:
+            self.passes[stage] = self.bar.add_task(f"{stage}: embedding images", total=total)
+        self.bar.update(self.passes[stage], completed=done)
 
     def epoch(self, m: EpochMetrics) -> None:
         """``on_epoch`` callback: print the epoch's metrics."""

@@ -1,30 +1,55 @@
-"""Near-duplicate candidates with FAISS, for corpora too large for the exact all-pairs search.
+"""Near-duplicate candidates with a compressed FAISS index, for corpora too large for the all-pairs search.
 
 The exact search in :mod:`imgsent.distill.dedup` compares every pair: ``O(N**2 D)`` time, hours
-at the paper's 3.7 M images. Here the L2-normalised embeddings go into an inverted-file index
-(``faiss.IndexIVFFlat``, inner product): k-means cuts the sphere into ``nlist`` cells and each
-image is compared only with the images of its ``nprobe`` nearest cells. Near duplicates
-(cosine above 0.98875 at the paper's threshold) almost always share a cell, so recall stays at
-or near 1 (measured in ``benchmarks/dedup_ann.py``) while the work drops by ``nlist / nprobe``.
+at the paper's 3.7 M images. Here the stored embeddings (:mod:`imgsent.distill.embeddings`) go
+into an inverted-file index: k-means cuts the sphere into ``nlist`` cells and each image is
+compared only with the images of its ``nprobe`` nearest cells. The index keeps *compressed*
+codes, never the float vectors: 8-bit scalar quantisation (``SQ8``, ``D`` bytes per image)
+when it fits in the memory budget, else 4-bit (``SQ4``, ``D / 2`` bytes). The embeddings are
+added and searched a block at a time from disk, so the only corpus-sized structure in memory
+is the index itself.
 
-Candidates are pairs whose inner product exceeds ``min_cos``; :mod:`~imgsent.distill.dedup`
-then checks each with the same distance computation as the exact search, so whenever every true
-pair is found the same images are removed. Needs ``pip install 'imgsent[ann]'`` (``faiss-cpu``).
+Compression moves inner products a little, so the range search uses a lower cut: the
+threshold's cosine minus a margin measured on a sample of the corpus (the largest change of
+``x . y`` that the codes can cause for a pair at the threshold). Every candidate is then
+re-checked by :mod:`~imgsent.distill.dedup` with the exact distance between the stored rows,
+so compression can add work but never a pair; pairs are lost only when two near duplicates
+fall in cells that are not probed. Needs ``pip install 'imgsent[ann]'`` (``faiss-cpu``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+import numpy as np
+
+from imgsent.distill.embeddings import EmbeddingStore
 from imgsent.errors import InvalidConfigError, require_extra
-
-if TYPE_CHECKING:
-    import torch
 
 ANN_MIN_SIZE = 100_000
 """``search="auto"`` uses FAISS from this many images on (when installed); below, the exact search."""
+DEFAULT_MEMORY_GB = 4.0
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """How the index is built: cells, probes, code and the share of the memory budget it takes.
+
+    Attributes:
+        nlist: k-means cells.
+        nprobe: Cells searched per query.
+        codec: ``"SQ8"`` or ``"SQ4"``.
+        index_bytes: Expected size of the codes and ids.
+        train_rows: Rows used to train k-means and the quantiser.
+    """
+
+    nlist: int
+    nprobe: int
+    codec: str
+    index_bytes: int
+    train_rows: int
 
 
 def default_nlist(n: int) -> int:
@@ -37,63 +62,91 @@ def default_nlist(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(n)), n // 39))
 
 
-def faiss_candidates(
-    emb: torch.Tensor,
-    min_cos: float,
-    *,
-    nlist: int | None = None,
-    nprobe: int = 16,
-    query_block: int = 16384,
-    train_size: int = 256,
-    seed: int = 0,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield index pairs ``(i, j)``, ``i < j``, whose inner product FAISS finds above ``min_cos``.
+def plan_index(n: int, dim: int, *, memory_gb: float = DEFAULT_MEMORY_GB, nlist: int | None = None,
+               nprobe: int = 16, train_size: int = 39) -> IndexPlan:
+    """Pick the code and the training sample so the index fits in about half of ``memory_gb``.
 
-    Args:
-        emb: L2-normalised float32 embeddings ``[N, D]`` on the CPU.
-        min_cos: Inner-product cut (the distance threshold converted, with float slack).
-        nlist: k-means cells; ``None`` picks :func:`default_nlist`.
-        nprobe: Cells searched per query (more: higher recall, slower). Default 16.
-        query_block: Queries per ``range_search`` call (bounds memory). Default 16384.
-        train_size: Training points per cell for k-means (FAISS recommends 39 to 256). Default 256.
-        seed: k-means seed, so runs are repeatable.
+    k-means trains on ``train_size`` rows per cell (FAISS's minimum, 39, by default): its cost,
+    ``iterations x rows x nlist x dim``, is most of the index's build time, and the cells only
+    decide which images are compared, never whether a pair is a duplicate.
 
-    Yields:
-        Pairs of int64 tensors ``(i, j)`` of equal length, each pair once across the iteration.
-
-    Raises:
-        MissingExtraError: ``faiss`` is not installed.
-        InvalidConfigError: ``nlist`` or ``nprobe`` is out of range.
+    Example:
+        >>> plan_index(3_700_000, 1280, memory_gb=4.0).codec
+        'SQ4'
+        >>> plan_index(300_000, 1280, memory_gb=4.0).codec
+        'SQ8'
     """
-    require_extra("faiss", "ann")
-    import faiss
-    import numpy as np
-    import torch
-
-    n, dim = emb.shape
     nlist = default_nlist(n) if nlist is None else nlist
     if not 1 <= nlist <= max(1, n) or nprobe < 1:
         raise InvalidConfigError(f"nlist must be in [1, N={n}] and nprobe >= 1; got nlist={nlist}, nprobe={nprobe}.")
-    data = np.ascontiguousarray(emb.numpy(), dtype=np.float32)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
+    if memory_gb <= 0:
+        raise InvalidConfigError(f"memory_gb must be > 0, got {memory_gb!r}.")
+    budget = memory_gb * 2**30 / 2
+    codec = "SQ8" if n * (dim + 8) <= budget else "SQ4"
+    code = dim if codec == "SQ8" else -(-dim // 2)
+    train_cap = max(39 * nlist, int(budget / (4 * dim)))  # float32 training rows, freed before adding
+    return IndexPlan(nlist, min(nprobe, nlist), codec, n * (code + 8), min(n, nlist * train_size, train_cap))
+
+
+def faiss_candidates(
+    store: EmbeddingStore, min_cos: float, plan: IndexPlan, *, query_block: int = 16384, seed: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield index pairs ``(i, j)``, ``i < j``, that may have an inner product above ``min_cos``.
+
+    Args:
+        store: The L2-normalised embeddings.
+        min_cos: Inner-product cut (the distance threshold converted, with float slack).
+        plan: Index settings (:func:`plan_index`).
+        query_block: Rows added and queried per step (bounds memory). Default 16384.
+        seed: Seed of the training sample and of k-means, so runs are repeatable.
+
+    Yields:
+        Pairs of int64 arrays ``(i, j)`` of equal length; a pair may repeat across blocks.
+
+    Raises:
+        MissingExtraError: ``faiss`` is not installed.
+    """
+    require_extra("faiss", "ann")
+    index = _trained_index(store, plan, seed)
+    for _, block in store.iter_blocks(query_block):
+        index.add(block)
+    margin = _code_margin(index, store, min_cos, seed)
+    index.nprobe = plan.nprobe
+    for start, block in store.iter_blocks(query_block):
+        lims, _, found = index.range_search(block, float(min_cos - margin))
+        queries = np.repeat(np.arange(start, start + len(block), dtype=np.int64), np.diff(lims).astype(np.int64))
+        keep = queries < found  # each pair once, from its smaller index
+        if keep.any():
+            yield queries[keep], found[keep].astype(np.int64)
+
+
+def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: ANN202 (faiss type)
+    """An empty IVF index with its cells and quantiser trained on an evenly spread sample of rows."""
+    import faiss
+
     rng = np.random.default_rng(seed)
-    sample = data if n <= nlist * train_size else data[np.sort(rng.choice(n, nlist * train_size, replace=False))]
+    picks = np.sort(rng.choice(store.n, plan.train_rows, replace=False))
+    sample = store.rows(picks)
+    index = faiss.index_factory(store.dim, f"IVF{plan.nlist},{plan.codec}", faiss.METRIC_INNER_PRODUCT)
+    faiss.extract_index_ivf(index).cp.seed = seed
+    faiss.extract_index_ivf(index).cp.min_points_per_centroid = 1  # a small sample is not an error
+    faiss.extract_index_ivf(index).cp.niter = 10
     index.train(sample)
-    index.add(data)
-    index.nprobe = min(nprobe, nlist)
-    seen: set[tuple[int, int]] = set()  # a pair found from both ends is reported once
-    for start in range(0, n, query_block):
-        lims, _, found = index.range_search(data[start : start + query_block], float(min_cos))
-        queries = np.repeat(np.arange(start, start + len(lims) - 1, dtype=np.int64), np.diff(lims).astype(np.int64))
-        lo, hi = np.minimum(queries, found), np.maximum(queries, found)
-        keep = lo != hi
-        pairs = [(a, b) for a, b in zip(lo[keep].tolist(), hi[keep].tolist()) if (a, b) not in seen]
-        seen.update(pairs)
-        if pairs:
-            i, j = zip(*sorted(pairs))
-            yield torch.tensor(i, dtype=torch.int64), torch.tensor(j, dtype=torch.int64)
+    return index
 
 
-__all__ = ["ANN_MIN_SIZE", "default_nlist", "faiss_candidates"]
+def _code_margin(index, store: EmbeddingStore, min_cos: float, seed: int, sample: int = 2000) -> float:  # noqa: ANN001
+    """How far the codes can move the inner product of a pair at the threshold, with a 1.5x safety factor.
+
+    For a stored row ``x`` with code error ``e`` and a query ``q`` with ``|q - x| <= t``:
+    ``|q . e| <= |x . e| + t |e|``; both terms are measured on a sample of rows.
+    """
+    rng = np.random.default_rng(seed + 1)
+    rows = store.rows(np.sort(rng.choice(store.n, min(sample, store.n), replace=False)))
+    error = rows - index.sa_decode(index.sa_encode(rows))
+    reach = math.sqrt(max(0.0, 2.0 - 2.0 * min_cos))
+    worst = np.abs((rows * error).sum(axis=1)) + reach * np.linalg.norm(error, axis=1)
+    return float(1.5 * worst.max())
+
+
+__all__ = ["ANN_MIN_SIZE", "DEFAULT_MEMORY_GB", "IndexPlan", "default_nlist", "faiss_candidates", "plan_index"]

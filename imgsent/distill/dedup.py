@@ -7,11 +7,12 @@
   transitive) and one image per group is kept: the first in input order.
 
 For unit vectors the distance is ``sqrt(2 - 2 cos)``, so ``0.15`` means cosine similarity
-above ``1 - 0.15**2 / 2 = 0.98875``. The search is exact (all pairs), in blocks of
-``block_size`` rows, so extra memory is ``O(block_size**2)`` on top of the ``N x D``
-float32 embedding matrix; time is ``O(N**2 D)``, fine for up to about a hundred thousand
-images on a CPU. Larger corpora use a FAISS index (:mod:`imgsent.distill.ann`) when
-``imgsent[ann]`` is installed.
+above ``1 - 0.15**2 / 2 = 0.98875``. The embeddings are written to disk in float16 chunks
+(:mod:`imgsent.distill.embeddings`) and read back a block at a time, so memory does not hold
+the ``N x D`` matrix. Candidate pairs come from the all-pairs search (``O(N**2 D)`` time, fine
+up to about a hundred thousand images on a CPU) or, for larger corpora, from a compressed
+FAISS index (:mod:`imgsent.distill.ann`, ``imgsent[ann]``); each candidate is then re-checked
+with the float32 distance between the stored rows.
 
 The embedding function is injected, so this module does not depend on any model code:
 it takes a list of image paths and returns a float tensor of shape ``[len(paths), D]``.
@@ -19,18 +20,21 @@ it takes a list of image paths and returns a float tensor of shape ``[len(paths)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+import numpy as np
+
+from imgsent.distill.ann import ANN_MIN_SIZE, DEFAULT_MEMORY_GB, faiss_candidates, plan_index
 from imgsent.distill.corpus import Post
-from imgsent.errors import EmbeddingError, InvalidConfigError
+from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE, EmbedFn, EmbeddingStore, Progress, build_store, store_key
+from imgsent.errors import InvalidConfigError
 from imgsent.hashing import file_sha256
 
-if TYPE_CHECKING:
-    import torch
-
-EmbedFn = Callable[[list[str]], "torch.Tensor"]
 DuplicateKind = Literal["exact", "near"]
 SearchMethod = Literal["auto", "exact", "faiss"]
 DEFAULT_THRESHOLD = 0.15
@@ -67,12 +71,15 @@ class DedupReport:
         unreadable: Images whose bytes could not be read, mapped to the error; they are
             neither kept nor removed as duplicates.
         threshold: Distance threshold used for near duplicates (``None`` if not run).
+        links: Every pair of images found closer than ``threshold``, with its distance
+            (a group of ``k`` near duplicates has at least ``k - 1`` links).
     """
 
     kept: list[str] = field(default_factory=list)
     removed: list[Duplicate] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None
+    links: list[tuple[str, str, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind, JSON-ready."""
@@ -123,8 +130,21 @@ def find_near_duplicates(
     batch_size: int = 256,
     block_size: int = 4096,
     search: SearchMethod = "auto",
+    workdir: str | os.PathLike[str] | None = None,
+    model_key: str = "",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    nlist: int | None = None,
+    nprobe: int = 16,
+    memory_gb: float = DEFAULT_MEMORY_GB,
+    progress: Progress | None = None,
 ) -> DedupReport:
     """Group images whose normalised embeddings lie closer than ``threshold``; keep one per group.
+
+    The embeddings go to disk in durable chunks (:mod:`imgsent.distill.embeddings`); with
+    ``workdir`` they stay there, and a rerun after an interruption embeds only the missing chunks.
+    Candidate pairs come from the all-pairs search or a compressed FAISS index
+    (:mod:`imgsent.distill.ann`), and every candidate is re-checked with the float32 distance
+    between the stored rows, so both searches report the same distances for the pairs they find.
 
     Args:
         paths: Image paths (distinct).
@@ -132,15 +152,22 @@ def find_near_duplicates(
         threshold: Euclidean distance between L2-normalised embeddings below which two
             images are duplicates. Default 0.15 (the paper's value).
         batch_size: Paths passed to ``embed`` per call. Default 256.
-        block_size: Rows per block of the distance computation. Default 4096.
-        search: ``"exact"`` compares all pairs; ``"faiss"`` finds candidates with a FAISS
-            inverted-file index (:mod:`imgsent.distill.ann`, ``imgsent[ann]``); ``"auto"`` uses
-            FAISS from ``ann.ANN_MIN_SIZE`` images on when it is installed. Candidates are checked
-            alike, so both remove the same images whenever FAISS finds every pair.
+        block_size: Rows per block of the all-pairs search, and per add/query step of the index. Default 4096.
+        search: ``"exact"`` compares all pairs; ``"faiss"`` finds candidates with a compressed FAISS
+            inverted-file index (``imgsent[ann]``); ``"auto"`` uses FAISS from ``ann.ANN_MIN_SIZE``
+            images on when it is installed.
+        workdir: Folder for the embedding chunks (kept, for resuming); ``None`` uses a temporary folder.
+        model_key: What the embeddings depend on besides the paths (e.g. a model digest); a store
+            with another key is recomputed.
+        chunk_size: Rows per chunk file. Default 1024.
+        nlist: FAISS k-means cells; ``None``: about ``4 sqrt(N)``.
+        nprobe: FAISS cells searched per query. Default 16.
+        memory_gb: Memory budget of the search; the index's code is chosen to use about half. Default 4.
+        progress: Called with ``(images embedded, total)`` during the embedding pass.
 
     Returns:
         A :class:`DedupReport`; each removed image names its group's kept image, the
-        neighbour it matched and their distance.
+        neighbour it matched and their distance, and ``links`` lists every linked pair.
 
     Raises:
         EmbeddingError: ``embed`` returned the wrong shape or non-finite values.
@@ -151,51 +178,92 @@ def find_near_duplicates(
         >>> report.removed[0]  # doctest: +SKIP
         Duplicate(path='b.jpg', kept='a.jpg', matched='a.jpg', kind='near', distance=0.031)
     """
-    import torch
-
     if not 0.0 <= threshold <= 2.0:
         raise InvalidConfigError(f"threshold is a distance between unit vectors, in [0, 2]; got {threshold!r}.")
     if batch_size < 1 or block_size < 1:
         raise InvalidConfigError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}.")
+    if search not in ("auto", "exact", "faiss"):
+        raise InvalidConfigError(f"search must be 'auto', 'exact' or 'faiss', got {search!r}.")
     paths = list(paths)
     if len(set(paths)) != len(paths):
         raise InvalidConfigError("paths must be distinct; run find_exact_duplicates first or drop repeats.")
     report = DedupReport(threshold=threshold)
     if not paths:
         return report
-    emb = _embed_all(paths, embed, batch_size)
-    n = emb.shape[0]
-    parent = list(range(n))
+    with contextlib.ExitStack() as stack:
+        folder = workdir if workdir is not None else stack.enter_context(tempfile.TemporaryDirectory(prefix="imgsent-emb-"))
+        store = build_store(paths, embed, folder, key=store_key(paths, model_key), batch_size=batch_size,
+                            chunk_size=chunk_size, progress=progress)
+        # cos > 1 - t^2/2  <=>  distance < t (unit vectors); the slack covers float rounding, and
+        # candidates are then checked with the directly computed distance.
+        min_cos = 1.0 - threshold * threshold / 2.0 - 1e-3
+        if _use_faiss(search, store.n):
+            plan = plan_index(store.n, store.dim, memory_gb=memory_gb, nlist=nlist, nprobe=nprobe)
+            candidates = faiss_candidates(store, min_cos, plan, query_block=max(block_size, 16384))
+        else:
+            candidates = _all_pairs(store, min_cos, block_size)
+        links = _links(store, candidates, threshold)
+    _group(report, paths, links)
+    return report
+
+
+def _use_faiss(search: str, n: int) -> bool:
+    import importlib.util
+
+    return search == "faiss" or (search == "auto" and n >= ANN_MIN_SIZE and importlib.util.find_spec("faiss") is not None)
+
+
+def _all_pairs(store: EmbeddingStore, min_cos: float, block_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Index pairs ``i < j`` with inner product above ``min_cos``, comparing blocks of stored rows."""
+    for start, rows in store.iter_blocks(block_size):
+        for other, cols in store.iter_blocks(block_size):
+            if other + len(cols) <= start:
+                continue
+            a, b = np.nonzero(rows @ cols.T > min_cos)
+            i, j = a + start, b + other
+            keep = j > i
+            if keep.any():
+                yield i[keep].astype(np.int64), j[keep].astype(np.int64)
+
+
+def _links(store: EmbeddingStore, candidates: Iterator[tuple[np.ndarray, np.ndarray]],
+           threshold: float) -> list[tuple[int, int, float]]:
+    """Candidates re-checked with the float32 distance between stored rows; the pairs below ``threshold``."""
+    found: dict[tuple[int, int], float] = {}
+    for i, j in candidates:
+        dist = np.linalg.norm(store.rows(i) - store.rows(j), axis=1)
+        for a, b, d in zip(i.tolist(), j.tolist(), dist.tolist()):
+            if d < threshold:
+                found[(a, b)] = round(d, 6)
+    return sorted((a, b, d) for (a, b), d in found.items())
+
+
+def _group(report: DedupReport, paths: list[str], links: list[tuple[int, int, float]]) -> None:
+    """Union-find over the links: the earliest image of each group is kept, the others removed."""
+    parent = np.arange(len(paths), dtype=np.int64)
     best: dict[int, tuple[float, int]] = {}  # node -> (distance, neighbour) of its closest link
 
     def find(i: int) -> int:
         while parent[i] != i:
             parent[i] = parent[parent[i]]
-            i = parent[i]
+            i = int(parent[i])
         return i
 
-    # cos > 1 - t^2/2  <=>  distance < t (unit vectors); the slack covers float32 rounding, and
-    # candidates are then checked with the directly computed distance (no cancellation error).
-    min_cos = 1.0 - threshold * threshold / 2.0 - 1e-5
-    for i_idx, j_idx in _candidate_pairs(emb, min_cos, block_size, search):
-        dists = torch.linalg.vector_norm(emb[i_idx] - emb[j_idx], dim=1)
-        for i, j, dist in zip(i_idx.tolist(), j_idx.tolist(), dists.tolist()):
-            if dist >= threshold:
-                continue
-            for node, mate in ((i, j), (j, i)):
-                if node not in best or (dist, mate) < best[node]:  # ties: the earliest mate, in any search order
-                    best[node] = (dist, mate)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)  # the root is the earliest index
+    for i, j, dist in links:
+        for node, mate in ((i, j), (j, i)):
+            if node not in best or (dist, mate) < best[node]:  # ties: the earliest mate, in any search order
+                best[node] = (dist, mate)
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)  # the root is the earliest index
+    report.links = [(paths[i], paths[j], d) for i, j, d in links]
     for i, path in enumerate(paths):
         root = find(i)
         if root == i:
             report.kept.append(path)
         else:
             dist, mate = best[i]
-            report.removed.append(Duplicate(path, paths[root], paths[mate], "near", round(dist, 6)))
-    return report
+            report.removed.append(Duplicate(path, paths[root], paths[mate], "near", dist))
 
 
 def deduplicate(
@@ -206,8 +274,12 @@ def deduplicate(
     batch_size: int = 256,
     block_size: int = 4096,
     search: SearchMethod = "auto",
+    **options: Any,
 ) -> DedupReport:
     """Remove exact duplicates, then (when ``embed`` is given) near duplicates among the rest.
+
+    ``options`` go to :func:`find_near_duplicates` (``workdir``, ``model_key``, ``chunk_size``,
+    ``nlist``, ``nprobe``, ``memory_gb``, ``progress``).
 
     Example:
         >>> report = deduplicate(paths, embed=my_embed)  # doctest: +SKIP
@@ -218,12 +290,36 @@ def deduplicate(
     if embed is None:
         return exact
     near = find_near_duplicates(
-        exact.kept, embed, threshold=threshold, batch_size=batch_size, block_size=block_size, search=search
+        exact.kept, embed, threshold=threshold, batch_size=batch_size, block_size=block_size, search=search, **options
     )
     # An exact copy of an image removed as a near duplicate belongs to the same group.
     survivor = {d.path: d.kept for d in near.removed}
     removed = [replace(d, kept=survivor.get(d.kept, d.kept)) for d in exact.removed] + near.removed
-    return DedupReport(kept=near.kept, removed=removed, unreadable=exact.unreadable, threshold=threshold)
+    return DedupReport(kept=near.kept, removed=removed, unreadable=exact.unreadable, threshold=threshold, links=near.links)
+
+
+def iter_groups(report: DedupReport) -> Iterator[dict[str, Any]]:
+    """Every duplicate group, JSON-ready: the kept image, each removed member and every link between them.
+
+    A group is ``{"kept": path, "members": [{"path", "kind", "matched", "distance"}, ...],
+    "links": [[path_a, path_b, distance], ...]}``, in the order the kept images appear.
+
+    Example:
+        >>> report = DedupReport(kept=["a.jpg"], removed=[Duplicate("b.jpg", "a.jpg", "a.jpg", "near", 0.05)],
+        ...                      links=[("a.jpg", "b.jpg", 0.05)])
+        >>> next(iter_groups(report))["members"][0]["distance"]
+        0.05
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    for d in report.removed:
+        group = groups.setdefault(d.kept, {"kept": d.kept, "members": [], "links": []})
+        group["members"].append({"path": d.path, "kind": d.kind, "matched": d.matched, "distance": d.distance})
+    owner = {d.path: d.kept for d in report.removed}
+    for a, b, dist in report.links:
+        groups[owner.get(a, a)]["links"].append([a, b, dist])
+    for path in report.kept:
+        if path in groups:
+            yield groups[path]
 
 
 def apply_dedup(posts: Iterable[Post], report: DedupReport) -> Iterable[Post]:
@@ -238,51 +334,6 @@ def apply_dedup(posts: Iterable[Post], report: DedupReport) -> Iterable[Post]:
             yield replace(post, images=images) if len(images) != len(post.images) else post
 
 
-def _candidate_pairs(
-    emb: torch.Tensor, min_cos: float, block_size: int, search: SearchMethod
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Index pairs ``i < j`` with inner product above ``min_cos``: all pairs in blocks, or FAISS's."""
-    import importlib.util
-
-    import torch
-
-    from imgsent.distill import ann
-
-    if search not in ("auto", "exact", "faiss"):
-        raise ValueError(f"search must be 'auto', 'exact' or 'faiss', got {search!r}.")
-    n = emb.shape[0]
-    if search == "faiss" or (search == "auto" and n >= ann.ANN_MIN_SIZE and importlib.util.find_spec("faiss")):
-        yield from ann.faiss_candidates(emb, min_cos)
-        return
-    for start in range(0, n, block_size):
-        rows = emb[start : start + block_size]
-        for other in range(start, n, block_size):
-            a, b = torch.nonzero(rows @ emb[other : other + block_size].T > min_cos, as_tuple=True)
-            i, j = a + start, b + other
-            keep = j > i
-            if keep.any():
-                yield i[keep], j[keep]
-
-
-def _embed_all(paths: list[str], embed: EmbedFn, batch_size: int) -> torch.Tensor:
-    import torch
-
-    parts = []
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        out = torch.as_tensor(embed(chunk))
-        if out.ndim != 2 or out.shape[0] != len(chunk):
-            raise EmbeddingError(
-                f"embed() must return a tensor of shape [{len(chunk)}, D] for {len(chunk)} paths, "
-                f"got shape {tuple(out.shape)}."
-            )
-        out = out.detach().to(dtype=torch.float32, device="cpu")
-        if not torch.isfinite(out).all():
-            raise EmbeddingError("embed() returned non-finite values (NaN or inf); check the images and the model.")
-        parts.append(torch.nn.functional.normalize(out, dim=1))
-    return torch.cat(parts)
-
-
 __all__ = [
     "DEFAULT_THRESHOLD",
     "DedupReport",
@@ -293,5 +344,6 @@ __all__ = [
     "deduplicate",
     "find_exact_duplicates",
     "find_near_duplicates",
+    "iter_groups",
     "sha256_file",
 ]

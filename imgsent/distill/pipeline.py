@@ -19,19 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from imgsent.distill.recipe import Recipe
+from imgsent.distill.stagefiles import _read_posts, _write_lines, _write_posts
 from imgsent.errors import InvalidConfigError
 
-STAGES: tuple[str, ...] = ("ingest", "dedup", "label", "select", "train", "evaluate", "export")
-_DEPENDS: dict[str, tuple[str, ...]] = {
-    "ingest": ("corpus",),
-    "dedup": ("dedup", "student"),
-    "label": ("teacher",),
-    "select": ("selection",),
-    "train": ("student", "train"),
-    "evaluate": ("evaluate",),
-    "export": ("export", "name"),
-}
 Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -50,6 +42,7 @@ class DistillRun:
         recipe: The recipe.
         workdir: Folder for every stage's outputs (created if needed).
         log: Called with one line per event (the CLI prints it on stderr).
+        on_progress: Called with ``(stage, done, total)`` during long passes (the dedup embedding pass).
         on_train_step: Passed to :func:`~imgsent.distill.trainer.train_student` as ``on_step`` (rank 0 only).
         on_train_epoch: Passed to :func:`~imgsent.distill.trainer.train_student` as ``on_epoch`` (rank 0 only).
 
@@ -61,8 +54,9 @@ class DistillRun:
 
     def __init__(self, recipe: Recipe, workdir: str | os.PathLike[str], *, log: Log | None = None,
                  on_train_step: Callable[[Any], None] | None = None,
-                 on_train_epoch: Callable[[Any], None] | None = None) -> None:
+                 on_train_epoch: Callable[[Any], None] | None = None, on_progress: Progress | None = None) -> None:
         self.recipe = recipe
+        self.on_progress = on_progress
         self.workdir = Path(workdir)
         self.log = log or (lambda line: None)
         self.on_train_step, self.on_train_epoch = on_train_step, on_train_epoch
@@ -107,9 +101,9 @@ class DistillRun:
         """Hash of the stage's recipe sections and of every earlier stage's fingerprint."""
         digest = hashlib.sha256()
         for name in STAGES[: STAGES.index(stage) + 1]:
-            sections = [s for s in _DEPENDS[name] if s != "name"]
+            sections = [s for s in STAGE_TABLE[name].sections if s != "name"]
             digest.update(self.recipe.section_json(*sections).encode())
-            if "name" in _DEPENDS[name]:
+            if "name" in STAGE_TABLE[name].sections:
                 digest.update(self.recipe.name.encode())
         return digest.hexdigest()
 
@@ -125,7 +119,7 @@ class DistillRun:
     def _stage(self, name: str) -> StageResult:
         if _rank() != 0:  # other ranks of a torchrun job only take part in training, once rank 0 has set up
             _wait_for(self.folder(name) / "started.json", self.fingerprint(name))
-            return StageResult(name, False, getattr(self, f"_run_{name}")(self.folder(name)))
+            return StageResult(name, False, STAGE_TABLE[name].run(self, self.folder(name)))
         folder = self.folder(name)
         marker = folder / "done.json"
         if self._is_done(name):
@@ -141,7 +135,7 @@ class DistillRun:
         folder.mkdir(parents=True, exist_ok=True)
         _write_json(started, {"fingerprint": fingerprint})
         self.log(f"{name}: running")
-        summary = getattr(self, f"_run_{name}")(folder)
+        summary = STAGE_TABLE[name].run(self, folder)
         _write_json(marker, {"fingerprint": fingerprint, "summary": summary})
         self.log(f"{name}: done {json.dumps(_brief(summary), default=str)}")
         return StageResult(name, False, summary)
@@ -171,43 +165,37 @@ class DistillRun:
         return iter(localize_posts(posts, report))
 
     def _run_dedup(self, folder: Path) -> dict[str, Any]:
-        from imgsent.distill.dedup import apply_dedup, deduplicate
+        from imgsent.distill.dedup import apply_dedup, deduplicate, iter_groups
+        from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE
 
         d = self.recipe.dedup
-        posts = list(_read_posts(self.folder("ingest") / "posts.jsonl"))
-        paths = list(dict.fromkeys(i for p in posts for i in p.images if not i.startswith(("http://", "https://"))))
+        source = self.folder("ingest") / "posts.jsonl"  # streamed twice: the posts are never all in memory
+        paths = list(dict.fromkeys(i for p in _read_posts(source) for i in p.images
+                                   if not i.startswith(("http://", "https://"))))
         if d.exact or d.near:
-            embed = self._embedder() if d.near else None
-            report = deduplicate(paths, embed=embed, threshold=d.threshold)
-            kept_posts = list(apply_dedup(posts, report))
-            (folder / "removed.jsonl").write_text(
-                "".join(json.dumps(asdict(r)) + "\n" for r in report.removed), encoding="utf-8"
-            )
+            embed, key = self._embedder() if d.near else (None, "")
+            progress = self.on_progress
+            report = deduplicate(paths, embed=embed, threshold=d.threshold, search=d.search,
+                                 batch_size=DEFAULT_CHUNK_SIZE,  # one embed call per chunk: one loader start each
+                                 workdir=folder / "embeddings", model_key=key, nlist=d.nlist, nprobe=d.nprobe,
+                                 memory_gb=d.memory_gb,
+                                 progress=(lambda done, total: progress("dedup", done, total)) if progress else None)
+            kept_posts = apply_dedup(_read_posts(source), report)
+            _write_lines(folder / "removed.jsonl", (asdict(r) for r in report.removed))
+            _write_lines(folder / "groups.jsonl", iter_groups(report))
             summary = report.summary()
         else:
-            kept_posts, summary = posts, {"kept": len(paths), "removed_exact": 0, "removed_near": 0}
+            kept_posts, summary = _read_posts(source), {"kept": len(paths), "removed_exact": 0, "removed_near": 0}
         summary["posts"] = _write_posts(folder / "posts.jsonl", kept_posts)
         return summary
 
-    def _embedder(self) -> Callable[[list[str]], Any]:
-        import torch
-
+    def _embedder(self) -> tuple[Callable[[list[str]], Any], str]:
         from imgsent.distill.backbones import load_imagenet_backbone
-        from imgsent.distill.probe import embed_rows
-        from imgsent.runtime import default_workers, resolve_device
+        from imgsent.distill.features import engine_embedder
 
         model = self._new_student()
         load_imagenet_backbone(model)
-        device = resolve_device("auto")
-        net = model.net.to(device)  # float32: dedup decisions are the same on every machine
-
-        def embed(paths: list[str]) -> torch.Tensor:
-            feats, ok = embed_rows(net, paths, model.config.preprocess, device=device, workers=default_workers(device))
-            # Unreadable images get a unique random direction so they never match anything.
-            feats[~ok] = torch.randn(int((~ok).sum()), net.feature_dim)
-            return feats
-
-        return embed
+        return engine_embedder(model, backend=self.recipe.dedup.backend, batch_size=self.recipe.dedup.batch_size)
 
     def _run_label(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.labels import label_corpus
@@ -225,8 +213,9 @@ class DistillRun:
 
             return VaderTeacher(band=t.band, temperature=t.temperature)
         from imgsent.distill.teacher import HFTeacher
+        from imgsent.runtime import resolve_device
 
-        return HFTeacher(t.model, revision=t.revision)
+        return HFTeacher(t.model, revision=t.revision, device=str(resolve_device("auto")))
 
     def _run_select(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.labels import iter_label_cache, read_cache_header
@@ -256,10 +245,10 @@ class DistillRun:
     def _run_train(self, folder: Path) -> dict[str, Any]:
         import torch
 
-        from imgsent.distill.records import TrainConfig, read_rows
+        from imgsent.distill.records import read_rows
         from imgsent.distill.trainer import train_student
 
-        config = TrainConfig.from_dict(self.recipe.train)
+        config = self.recipe.train
         torch.manual_seed(config.seed)
         model = self._new_student()
         if self.recipe.student.pretrained:
@@ -333,6 +322,27 @@ class DistillRun:
         return summary
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage: the recipe sections its output depends on, and the method that runs it in its folder."""
+
+    sections: tuple[str, ...]
+    run: Callable[[DistillRun, Path], dict[str, Any]]
+
+
+STAGE_TABLE: dict[str, Stage] = {
+    "ingest": Stage(("corpus",), DistillRun._run_ingest),
+    "dedup": Stage(("dedup", "student"), DistillRun._run_dedup),
+    "label": Stage(("teacher",), DistillRun._run_label),
+    "select": Stage(("selection",), DistillRun._run_select),
+    "train": Stage(("student", "train"), DistillRun._run_train),
+    "evaluate": Stage(("evaluate",), DistillRun._run_evaluate),
+    "export": Stage(("export", "name"), DistillRun._run_export),
+}
+STAGES: tuple[str, ...] = tuple(STAGE_TABLE)
+"""The stages, in the order they run."""
+
+
 def _rank() -> int:
     from imgsent.distill.distributed import process_rank
 
@@ -353,27 +363,6 @@ def _wait_for(marker: Path, fingerprint: str, timeout: float = 600.0) -> None:
         if time.monotonic() > deadline:
             raise InvalidConfigError(f"Rank {_rank()} waited {timeout:.0f} s for rank 0 to prepare {marker.parent}.")
         time.sleep(0.2)
-
-
-def _write_posts(path: Path, posts: Any) -> int:
-    tmp = path.with_suffix(".tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for post in posts:
-            handle.write(json.dumps(asdict(post), ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
-
-
-def _read_posts(path: Path) -> Iterator[Any]:
-    from imgsent.distill.corpus import Post
-
-    with open(path, encoding="utf-8", newline="\n") as handle:
-        for line in handle:
-            if line.strip():
-                data = json.loads(line)
-                yield Post(data["id"], data["text"], tuple(data["images"]), data.get("lang"))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

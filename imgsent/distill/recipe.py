@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from imgsent.checks import Range, check_choice
+from imgsent.distill.records import TrainConfig
 from imgsent.errors import InvalidConfigError, require_extra
 
 TeacherKind = Literal["vader", "hf"]
+SearchMethod = Literal["auto", "exact", "faiss"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,35 @@ class CorpusSection:
 
 @dataclass(frozen=True)
 class DedupSection:
-    """Exact (content hash) and near (embedding distance) duplicate removal."""
+    """Exact (content hash) and near (embedding distance) duplicate removal.
+
+    ``search``, ``nlist``, ``nprobe`` and ``memory_gb`` choose how near-duplicate candidates are
+    found (see :func:`imgsent.distill.dedup.find_near_duplicates`); ``backend`` is the engine of
+    the embedding pass (as ``imgsent classify --backend``).
+    """
 
     exact: bool = True
     near: bool = True
     threshold: float = 0.15
+    search: SearchMethod = "auto"
+    nlist: int | None = None
+    nprobe: int = 16
+    memory_gb: float = 4.0
+    backend: str = "auto"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        Range(float, 0.0, 2.0).check(self.threshold, "recipe.dedup.threshold")
+        check_choice(self.search, ("auto", "exact", "faiss"), "recipe.dedup.search")
+        if self.nlist is not None:
+            Range(int, 1, 1 << 24).check(self.nlist, "recipe.dedup.nlist")
+        Range(int, 1, 1 << 24).check(self.nprobe, "recipe.dedup.nprobe")
+        Range(float, 0.01, 1024.0).check(self.memory_gb, "recipe.dedup.memory_gb")
+        check_choice(self.backend, ("auto", "torch", "onnxruntime", "openvino"), "recipe.dedup.backend")
+        Range(int, 1, 4096).check(self.batch_size, "recipe.dedup.batch_size")
+        for name in ("exact", "near"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidConfigError(f"recipe.dedup.{name} must be true or false, got {getattr(self, name)!r}.")
 
 
 @dataclass(frozen=True)
@@ -122,7 +149,7 @@ class Recipe:
     teacher: TeacherSection = field(default_factory=TeacherSection)
     selection: SelectionSection = field(default_factory=SelectionSection)
     student: StudentSection = field(default_factory=StudentSection)
-    train: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     export: ExportSection = field(default_factory=ExportSection)
     source: str | None = None
@@ -170,7 +197,10 @@ def load_recipe(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
     except OSError as exc:
         raise InvalidConfigError(f"Cannot read recipe {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidConfigError(f"{path} is not valid JSON: {exc}. Fix the file or write it as YAML.") from None
     else:
         require_extra("yaml", "distill")
         import yaml
@@ -178,7 +208,9 @@ def load_recipe(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InvalidConfigError(f"{path} is not valid YAML: {exc}") from None
+            where = getattr(exc, "problem_mark", None)
+            line = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            raise InvalidConfigError(f"{path} is not valid YAML{line}: {getattr(exc, 'problem', None) or exc}.") from None
     if not isinstance(data, dict):
         raise InvalidConfigError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}.")
     for key, value in (overrides or {}).items():
@@ -208,14 +240,21 @@ def recipe_from_dict(data: dict[str, Any], *, base: Path, source: str | None = N
     train = data.get("train") or {}
     if not isinstance(train, dict):
         raise InvalidConfigError(f"recipe.train must be a mapping, got {train!r}.")
-    _check_train(train)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    if set(train) - names:
+        extra = sorted(set(train) - names)
+        raise InvalidConfigError(f"Unknown key(s) {extra} in recipe.train. Valid keys: {', '.join(sorted(names))}.")
+    try:
+        config = TrainConfig.from_dict(train)
+    except (InvalidConfigError, TypeError, ValueError) as exc:
+        raise InvalidConfigError(f"recipe.train.{exc}") from None
     teacher = built["teacher"]
     if teacher.kind not in ("vader", "hf"):
         raise InvalidConfigError(f"recipe.teacher.kind must be 'vader' or 'hf', got {teacher.kind!r}.")
     from imgsent.registry import get_architecture
 
     get_architecture(built["student"].architecture)
-    return Recipe(name=str(data.get("name", "imgsent-student")), train=dict(train), source=source, **built)
+    return Recipe(name=str(data.get("name", "imgsent-student")), train=config, source=source, **built)
 
 
 def _build(kind: type, raw: dict[str, Any], where: str) -> Any:
@@ -223,19 +262,28 @@ def _build(kind: type, raw: dict[str, Any], where: str) -> Any:
     extra = set(raw) - names
     if extra:
         raise InvalidConfigError(f"Unknown key(s) {sorted(extra)} in {where}. Valid keys: {', '.join(sorted(names))}.")
+    for f in dataclasses.fields(kind):
+        if f.name in raw:
+            if not (raw[f.name] is None and "None" in str(f.type)):
+                _check_type(raw[f.name], f.default, f"{where}.{f.name}")
     try:
         return kind(**raw)
     except TypeError as exc:
         raise InvalidConfigError(f"{where}: {exc}") from None
 
 
-def _check_train(train: dict[str, Any]) -> None:
-    from imgsent.distill.records import TrainConfig
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    extra = set(train) - names
-    if extra:
-        raise InvalidConfigError(f"Unknown key(s) {sorted(extra)} in recipe.train. Valid keys: {', '.join(sorted(names))}.")
+
+def _check_type(value: Any, default: Any, where: str) -> None:
+    """A value must have its default's type (an int is a valid float); ``None`` defaults accept anything."""
+    kind = type(default)
+    if default is None or default is dataclasses.MISSING or kind not in _TYPE_NAMES:
+        return
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    ok = ok or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise InvalidConfigError(f"{where} must be {_TYPE_NAMES[kind]}, got {value!r}.")
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

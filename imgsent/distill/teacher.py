@@ -134,6 +134,11 @@ class HFTeacher:
         label_map: Maps each model label (name or index) to one of negative/neutral/positive,
             e.g. ``{"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"}``.
         local_files_only: Do not contact the Hub. Default ``False``.
+        amp: On CUDA, run under autocast (bfloat16 where supported, else float16); the
+            softmax is taken in float32. Ignored on the CPU. Default ``True``.
+
+    Texts are sorted by length before they are cut into batches (and the rows put back in
+    input order), so each batch pads to a similar length.
 
     Raises:
         TeacherError: The labels are not exactly negative/neutral/positive.
@@ -154,6 +159,7 @@ class HFTeacher:
         max_length: int = 128,
         label_map: Mapping[str | int, str] | None = None,
         local_files_only: bool = False,
+        amp: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -170,6 +176,7 @@ class HFTeacher:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.max_length = max_length
+        self.amp = amp and self.device.type == "cuda"
         self._order = _label_order(dict(self.model.config.id2label), label_map, source)
         self.id = source
         self.revision = revision or getattr(self.model.config, "_commit_hash", None) or _folder_hash(source)
@@ -178,19 +185,22 @@ class HFTeacher:
         """Probabilities ``[len(texts), 3]`` (negative, neutral, positive), float32 on CPU."""
         import torch
 
-        out = []
-        with torch.inference_mode():
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+        out = torch.zeros((len(texts), 3))
+        amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.inference_mode(), torch.autocast("cuda", dtype=amp_dtype, enabled=self.amp):
             for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
                 enc = self.tokenizer(
-                    list(texts[start : start + self.batch_size]),
+                    [texts[i] for i in rows],
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
                     return_tensors="pt",
                 ).to(self.device)
                 logits = self.model(**enc).logits.float()
-                out.append(torch.softmax(logits, dim=-1)[:, self._order].cpu())
-        return torch.cat(out) if out else torch.zeros((0, 3))
+                out[rows] = torch.softmax(logits, dim=-1)[:, self._order].cpu()
+        return out
 
 
 def _label_order(id2label: dict[Any, str], label_map: Mapping[str | int, str] | None, source: str) -> list[int]:

@@ -107,7 +107,8 @@ def describe_engine(name: str, *, device: torch.device, dtype: torch.dtype, requ
 
 
 def load_engine(
-    source: SentimentModel | str | os.PathLike[str], *, backend: str, device: torch.device, dtype: torch.dtype
+    source: SentimentModel | str | os.PathLike[str], *, backend: str, device: torch.device, dtype: torch.dtype,
+    graph: str = "probabilities",
 ) -> Engine:
     """The one engine factory: build the engine for a loaded model or a model folder.
 
@@ -122,6 +123,9 @@ def load_engine(
         backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"`` (see :func:`resolve_backend`).
         device: The resolved torch device.
         dtype: The resolved dtype.
+        graph: ``"probabilities"`` (default), or ``"features"`` for an engine whose ``forward``
+            returns the pooled backbone features ``[B, feature_dim]`` (dedup's embeddings; see
+            :func:`~imgsent.engines.export.export_onnx`). Each graph has its own cache entry.
 
     Returns:
         The engine; a :class:`~imgsent.engines.torch_engine.TorchEngine` keeps its model as ``engine.model``.
@@ -140,7 +144,7 @@ def load_engine(
         model = SentimentModel.from_folder(source)  # type: ignore[arg-type]  # raises ModelNotFoundError
     if chosen != "torch":
         try:
-            return _exported_engine(chosen, source if model is None else model, dtype)
+            return _exported_engine(chosen, source if model is None else model, dtype, graph)
         except EngineError as exc:
             if backend != "auto":
                 raise
@@ -148,7 +152,7 @@ def load_engine(
             model = model or SentimentModel.from_folder(source)  # type: ignore[arg-type]
     from imgsent.engines.torch_engine import TorchEngine
 
-    return TorchEngine(model, device=device, dtype=dtype)  # type: ignore[arg-type]
+    return TorchEngine(model, device=device, dtype=dtype, graph=graph)  # type: ignore[arg-type]
 
 
 def _is_model_folder(folder: Path) -> bool:
@@ -157,18 +161,22 @@ def _is_model_folder(folder: Path) -> bool:
     return (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()
 
 
-def _exported_engine(chosen: str, source: SentimentModel | str | os.PathLike[str], dtype: torch.dtype) -> Engine:
+def _exported_engine(
+    chosen: str, source: SentimentModel | str | os.PathLike[str], dtype: torch.dtype, graph: str
+) -> Engine:
     """ONNX Runtime or OpenVINO on the cached export; builds the torch network only on a cache miss."""
     from imgsent.config import ModelConfig
-    from imgsent.engines.cache import cached_onnx, folder_key, lookup, model_key
+    from imgsent.engines.cache import cached_onnx, folder_key, graph_key, lookup, model_key
     from imgsent.models.sentiment import SentimentModel
 
     if isinstance(source, SentimentModel):
-        config, path = source.config, cached_onnx(source, key=model_key(source))
+        config, path = source.config, cached_onnx(source, key=model_key(source), graph=graph)
     else:
         folder = Path(source)
         config, key = ModelConfig.load(folder), folder_key(folder)
-        path = lookup(key) or cached_onnx(SentimentModel.from_folder(folder), key=key, source=str(folder))
+        path = lookup(graph_key(key, graph)) or cached_onnx(
+            SentimentModel.from_folder(folder), key=key, source=str(folder), graph=graph
+        )
     if chosen == "onnxruntime":
         from imgsent.engines.ort_engine import OrtEngine
 

@@ -118,9 +118,14 @@ def lookup(key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path
     return path
 
 
+def graph_key(key: str, graph: str) -> str:
+    """The cache key of ``graph``'s export of the model with ``key``: the key itself for the probabilities graph."""
+    return key if graph == "probabilities" else f"{key}-{graph}"
+
+
 def cached_onnx(
     model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None,
-    source: str | None = None,
+    source: str | None = None, graph: str = "probabilities",
 ) -> Path:
     """The ONNX export of ``model`` from the cache, exporting (and pruning the cache) on first use.
 
@@ -133,13 +138,15 @@ def cached_onnx(
         cache_dir: The cache folder. Default: :func:`cache_root`.
         key: Its :func:`engine_key`, when the caller already has it (:func:`folder_key`).
         source: Where the model came from, shown by ``imgsent cache info``. Default: its architecture.
+        graph: What the export returns (see :func:`~imgsent.engines.export.export_onnx`); each
+            graph is its own entry, under :func:`graph_key`.
 
     Raises:
         MissingExtraError: ``onnx`` is not installed.
         EngineError: The export failed.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    key = key or model_key(model)
+    key = graph_key(key or model_key(model), graph)
     found = lookup(key, cache_dir=root)
     if found is not None:
         return found
@@ -147,10 +154,10 @@ def cached_onnx(
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=root))
     try:
-        path = export_onnx(model, staging / _FILE)
+        path = export_onnx(model, staging / _FILE, graph=graph)
         manifest = {"sha256": file_sha256(path), "size": path.stat().st_size, "format": ENGINE_FORMAT,
                     "model": source or model.config.architecture.name, "architecture": model.config.architecture.name,
-                    "export_format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__}
+                    "export_format": EXPORT_FORMAT, "opset": OPSET, "torch": torch.__version__, "graph": graph}
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 
 from imgsent.config import PreprocessConfig
-from imgsent.engines.torch_engine import Calibrated
+from imgsent.engines.torch_engine import GRAPHS, Calibrated
 from imgsent.errors import EngineError, require_extra
 from imgsent.pixels import ALPHA_BACKGROUND
 from imgsent.transforms import LETTERBOX_FILL, normalize
@@ -30,12 +31,26 @@ if TYPE_CHECKING:
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
+FEATURES_NAME = "features"
 OPSET = 17
 EXPORT_FORMAT = 2  # bump when the exported graph or its metadata changes, so old cache entries are not reused
 METADATA_VERSION = 2  # imgsent.metadata_version: 2 gives every pixel-changing step its own key
 
 
-def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset: int = OPSET) -> Path:
+class _Features(nn.Module):
+    """The network's pooled backbone features ``[batch, feature_dim]``: the ``features`` graph."""
+
+    def __init__(self, model: SentimentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.net.features(pixels).float()
+
+
+def export_onnx(
+    model: SentimentModel, output: str | os.PathLike[str], *, opset: int = OPSET, graph: str = "probabilities"
+) -> Path:
     """Export ``model`` to an ONNX file with a dynamic batch and its preprocessing in the metadata.
 
     The weights are exported in float32 whatever the model's current dtype; the model itself
@@ -45,6 +60,8 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
         model: The model to export.
         output: Path of the ``.onnx`` file to write (parent folders are created).
         opset: ONNX opset version. Default 17.
+        graph: ``"probabilities"`` (default) or ``"features"``: the pooled backbone features
+            ``[batch, feature_dim]`` (output ``features``), used by near-duplicate removal.
 
     Returns:
         The path written.
@@ -67,15 +84,19 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    net = Calibrated(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
+    if graph not in GRAPHS:
+        raise EngineError(f"Unknown graph {graph!r}; use one of {list(GRAPHS)}.")
+    wrapper = _Features if graph == "features" else Calibrated
+    net = wrapper(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
+    out_name = FEATURES_NAME if graph == "features" else OUTPUT_NAME
     size = model.config.preprocess.image_size
     example = torch.zeros(2, 3, size, size)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(
-                net, (example,), str(output), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                net, (example,), str(output), input_names=[INPUT_NAME], output_names=[out_name],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, out_name: {0: "batch"}},
                 opset_version=opset, dynamo=False,
             )
     except Exception as exc:  # the exporter raises many untyped errors
@@ -83,7 +104,10 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
     proto = onnx.load(str(output))
     proto.doc_string = "imgsent image polarity model: normalised float32 pixels -> probabilities"
     del proto.metadata_props[:]
-    for key, value in onnx_metadata(model).items():
+    metadata = onnx_metadata(model)
+    if graph == "features":
+        metadata["imgsent.output"] = f"{FEATURES_NAME}: float32 [batch, {model.net.feature_dim}], pooled backbone features"
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(output))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgsent.config import LABELS, PreprocessConfig
+from imgsent.config import PreprocessConfig
 from imgsent.errors import EngineError
 
 CHUNK = 2
@@ -57,6 +57,7 @@ class OpenVinoEngine:
             self._model = _with_normalisation(self._core.read_model(str(self.path)), preprocess, self._input_dtype)
         except Exception as exc:  # OpenVINO raises its own untyped errors
             raise EngineError(f"OpenVINO could not read {self.path}: {exc}") from None
+        self._width = int(self._model.output(0).get_partial_shape()[1].get_length())  # 3 labels, or feature_dim
         self._queues: dict[int, Any] = {}
         self.set_threads(threads)
 
@@ -100,7 +101,7 @@ class OpenVinoEngine:
         are cut finer, so two images run on two streams (twice as fast on 2 cores).
         """
         inputs = np.ascontiguousarray(pixels.numpy(), dtype=self._input_dtype)
-        probs = np.empty((len(inputs), len(LABELS)), dtype=np.float32)
+        probs = np.empty((len(inputs), self._width), dtype=np.float32)
         chunk = max(1, min(CHUNK, -(-len(inputs) // len(self._queue))))
         for start in range(0, len(inputs), chunk):
             self._queue.start_async([inputs[start : start + chunk]], probs[start : start + chunk], share_inputs=True)

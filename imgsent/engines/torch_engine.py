@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from imgsent.errors import EngineError
 from imgsent.transforms import normalize
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
+
+
+GRAPHS: tuple[str, ...] = ("probabilities", "features")
+"""What an engine's forward returns: the model's calibrated probabilities, or its pooled backbone features (for dedup)."""
 
 
 class Calibrated(nn.Module):
@@ -42,8 +48,10 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model: SentimentModel, *, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: SentimentModel, *, device: torch.device, dtype: torch.dtype,
+                 graph: str = "probabilities") -> None:
         self.device = device
+        self.graph = graph  # "features": forward returns the pooled backbone features instead
         self.dtype = dtype
         self.preprocess = model.config.preprocess
         self.model = model.eval().to(device)
@@ -52,7 +60,11 @@ class TorchEngine:
         self._channels_last = device.type in ("cuda", "cpu")
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._calibrated = Calibrated(self.model)
+        if graph not in GRAPHS:
+            raise EngineError(f"Unknown graph {graph!r}; use one of {list(GRAPHS)}.")
+        self._graph: Callable[[torch.Tensor], torch.Tensor] = (
+            Calibrated(self.model) if graph == "probabilities" else self.model.net.features
+        )
 
     @property
     def threads(self) -> int:
@@ -73,7 +85,7 @@ class TorchEngine:
             reduced = self.dtype != torch.float32
             autocast = torch.autocast("cuda", dtype=self.dtype) if reduced else contextlib.nullcontext()
             with autocast:
-                probs = self._calibrated(normalize(pixels, self.preprocess))
+                out = self._graph(normalize(pixels, self.preprocess))
         else:
-            probs = self._calibrated(normalize(pixels, self.preprocess, dtype=self.dtype))
-        return probs.float().cpu()
+            out = self._graph(normalize(pixels, self.preprocess, dtype=self.dtype))
+        return out.float().cpu()
