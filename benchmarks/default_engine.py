@@ -31,7 +31,7 @@ ENGINES = {"default": [], "torch": ["--backend", "torch"]}
 
 def _run(folder: Path, output: Path, extra: list[str]) -> tuple[float, str]:
     """Wall seconds of one ``imgsent classify`` process (start-up included) and its header line."""
-    command = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(output), "--no-progress", *extra]
+    command = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(output), "--overwrite", "--no-progress", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     seconds = time.perf_counter() - start

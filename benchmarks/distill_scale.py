@@ -206,7 +206,7 @@ def embed_vs_classify(count: int, root: Path, repeats: int = 2) -> dict[str, Any
     folder = make_jpegs(root / f"jpegs-{count}", count, size=(160, 120))
     py = sys.executable
     commands = {
-        "classify": [py, "-m", "imgsent", "classify", str(folder), "-o", str(root / "classify.csv")],
+        "classify": [py, "-m", "imgsent", "classify", str(folder), "-o", str(root / "classify.csv"), "--overwrite"],
         "embed_features_engine": [py, "-m", "benchmarks.distill_scale", "embed-child", str(folder), "engine"],
         "embed_torch_before": [py, "-m", "benchmarks.distill_scale", "embed-child", str(folder), "torch-before"],
     }

@@ -32,7 +32,7 @@ class Variant:
         """The command line that runs this variant."""
         if self.stock:
             cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(output), "--model", str(model),
-                   "--no-progress", "--batch-size", str(batch_size), "--device", "cpu", "--dtype", self.dtype]
+                   "--overwrite", "--no-progress", "--batch-size", str(batch_size), "--device", "cpu", "--dtype", self.dtype]
             return cmd + ([] if self.workers is None else ["--workers", str(self.workers)])
         cmd = [sys.executable, "-m", "benchmarks.variant", str(folder), "-o", str(output), "--model", str(model),
                "--batch-size", str(batch_size), "--dtype", self.dtype]

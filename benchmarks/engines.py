@@ -81,7 +81,7 @@ def startup(base: Path | None, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": {}}
     trees = {"after": REPO} if base is None else {"before": base, "after": REPO}
     with tempfile.TemporaryDirectory() as tmp:
-        _classify_cmd(["classify", str(REPO / "examples" / "images"), "-o", f"{tmp}/warm.csv"])  # fills the export cache
+        _classify_cmd(["classify", str(REPO / "examples" / "images"), "-o", f"{tmp}/warm.csv", "--overwrite"])  # fills the export cache
         for _ in range(repeats):
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(tree)}
