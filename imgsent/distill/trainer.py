@@ -24,7 +24,9 @@ sees parameters without gradients. Gradients are averaged over ranks and every r
 mean over the same local batch size. BatchNorm layers stay in eval mode in every phase (running
 statistics frozen as initialised, scale and shift trained): per-rank batch statistics would
 otherwise make N processes train a different model from one. So a step equals a single-process
-step on the global batch, for every student.
+step on the global batch, for every student, up to float summation order. Piecewise-linear
+activations (ReLU6) can turn that rounding into a different gradient where a pre-activation
+lies within rounding of a kink, so compare runs at the same intra-op thread count.
 """
 
 from __future__ import annotations
