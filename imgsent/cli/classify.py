@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 from pathlib import Path
@@ -93,7 +92,8 @@ def classify(
     sidecar OUTPUT.imgsent.json recording the model, revision, dtype, engine, --binary and
     --min-confidence; --resume refuses to mix rows made otherwise.
     """
-    started = time.perf_counter() - _process_age()
+    from imgsent.cli import STARTED as started
+
     _check_usage(output=output, fmt=fmt, device=device, dtype=dtype, backend=backend, shard=shard, resume=resume,
                  overwrite=overwrite, force=force, report=report)
     plan, launched, run_device = _plan(paths, output=output, fmt=fmt, recursive=recursive, shard=shard, device=device,
@@ -221,18 +221,6 @@ def _print_summary(summary: ClassifySummary, plan: ClassifyPlan, *, wall: float,
         f"{_duration(summary.seconds)} of classifying" + (f" -> {plan.output}" if plan.output else "")
         + (f", report -> {report}" if report else "")
     )
-
-
-def _process_age() -> float:
-    """Seconds since this process started (Linux), so the wall time includes the interpreter's start; else 0."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as handle:
-            start_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as handle:
-            uptime = float(handle.read().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0
 
 
 def _images(n: int) -> str:
