@@ -264,7 +264,8 @@ class Predictor:
             images: One image or a list (paths, bytes, PIL images, arrays, tensors).
             target: ``"negative"``, ``"neutral"``, ``"positive"``, or ``None`` (default) for each
                 image's most probable label.
-            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
+            options: A whole :class:`~imgsent.options.PredictOptions`, as in :meth:`predict`.
+            **overrides: Any :class:`~imgsent.options.PredictOptions` field, by name, as in :meth:`predict`.
 
         Returns:
             One :class:`~imgsent.explain.Explanation` per input, in order: ``.prediction`` is the
