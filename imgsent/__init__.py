@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "FramePrediction",
     "ModelConfig",
     "Prediction",
     "Predictor",
     "SentimentModel",
+    "VideoPrediction",
     "__version__",
     "predict",
     "to_dataframe",
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from imgsent.outputs import Prediction
     from imgsent.outputs import to_dataframe
     from imgsent.predictor import Predictor, predict
+    from imgsent.video_outputs import FramePrediction, VideoPrediction
 
 _LAZY = {
     "ModelConfig": "imgsent.config",
@@ -36,6 +39,8 @@ _LAZY = {
     "SentimentModel": "imgsent.models.sentiment",
     "predict": "imgsent.predictor",
     "to_dataframe": "imgsent.outputs",
+    "FramePrediction": "imgsent.video_outputs",
+    "VideoPrediction": "imgsent.video_outputs",
 }
 
 

@@ -25,6 +25,19 @@ OutputLabel = Literal["negative", "neutral", "positive", "uncertain"]
 OutputFormat = Literal["csv", "jsonl"]
 UNCERTAIN = "uncertain"
 COLUMNS: tuple[str, ...] = ("path", "label", "confidence", "negative", "neutral", "positive", "error")
+MEDIA_COLUMNS: tuple[str, ...] = ("frames", "time")
+"""Optional columns: ``frames`` (frames classified, on a video's or animation's row) and ``time``
+(seconds, on a sampled frame's row, see :mod:`imgsent.video_outputs`); empty on other rows."""
+
+
+def output_columns(*, frames: bool = False, time: bool = False) -> tuple[str, ...]:
+    """The columns of an output: :data:`COLUMNS`, plus the optional ``frames`` and ``time`` when asked.
+
+    Example:
+        >>> output_columns(frames=True)[-2:]
+        ('error', 'frames')
+    """
+    return COLUMNS + (("frames",) if frames else ()) + (("time",) if time else ())
 
 
 @dataclass(frozen=True)
@@ -190,12 +203,16 @@ class ResultWriter:
         stream: A text stream opened for appending.
         fmt: ``"csv"`` or ``"jsonl"``.
         write_header: Write the CSV header first (only for new, empty files).
+        columns: The columns of every row, in order (default :data:`COLUMNS`; see
+            :func:`output_columns`); a row without one of them leaves it empty.
     """
 
-    def __init__(self, stream: io.TextIOBase, fmt: OutputFormat, *, write_header: bool) -> None:
+    def __init__(self, stream: io.TextIOBase, fmt: OutputFormat, *, write_header: bool,
+                 columns: Sequence[str] = COLUMNS) -> None:
         self._stream = stream
         self._fmt = fmt
-        self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n") if fmt == "csv" else None
+        self._columns = tuple(columns)
+        self._csv = csv.DictWriter(stream, fieldnames=self._columns, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None and write_header:
             self._csv.writeheader()
 
@@ -203,6 +220,7 @@ class ResultWriter:
         """Write rows, then flush (and fsync when backed by a file)."""
         for prediction in predictions:
             row = prediction.to_row()
+            row = {name: row.get(name) for name in self._columns}
             if self._csv is not None:
                 try:
                     self._csv.writerow(row)

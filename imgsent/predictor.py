@@ -27,11 +27,12 @@ from imgsent.runtime import (
     resolve_device,
     resolve_dtype,
 )
+from imgsent.video_predict import VideoMethods, is_media, predict_media
 
 _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT-B/16 86 M
 
 
-class Predictor:
+class Predictor(VideoMethods):
     """Predict image polarity with a loaded model.
 
     Load once with :meth:`from_pretrained`, then call :meth:`predict` on lists of images or
@@ -170,7 +171,8 @@ class Predictor:
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
-            read gets a prediction with ``error`` set instead of raising.
+            read gets a prediction with ``error`` set instead of raising. A video or animation
+            gets a :class:`~imgsent.VideoPrediction`, the mean of 8 frames (:meth:`predict_video`).
 
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
@@ -179,6 +181,9 @@ class Predictor:
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
         images = _as_list(images)
+        if any(map(is_media, images)):  # videos and animations: the mean of their sampled frames
+            return predict_media(self, images, batch_size=batch_size, workers=workers, binary=binary, tta=tta,
+                                 max_pixels=max_pixels, min_confidence=min_confidence)
         if workers is None and len(images) <= batch_size:
             workers = 0  # starting processes costs more than decoding a handful of images
         return list(

@@ -10,18 +10,26 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
      ".pnm", ".tga", ".ico", ".dib", ".avif", ".heic", ".heif"}
 )
 
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
+"""Video containers found by a folder scan; each is classified from sampled frames."""
+
 
 def has_image_extension(name: str) -> bool:
     """True when the file name ends in a known image extension, in any letter case."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def has_video_extension(name: str) -> bool:
+    """True when the file name ends in a known video extension (:data:`VIDEO_EXTENSIONS`), in any letter case."""
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
 def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool = False) -> Iterator[str]:
-    """Yield image file paths under ``paths``, in a stable sorted order per folder.
+    """Yield image and video file paths under ``paths``, in a stable sorted order per folder.
 
     Files named explicitly are always yielded (even without an image extension, so a bad
     file becomes an error row rather than vanishing). In folders, only names with an image
-    extension are kept, compared case-insensitively; directories are never yielded, even
+    or video extension are kept, compared case-insensitively; directories are never yielded, even
     when named like images. Symlinks are followed, and a folder reached twice (a symlink
     loop) is visited once. Entries that vanish during the scan are skipped.
 
@@ -67,7 +75,7 @@ def _walk(folder: str, recursive: bool, seen: set[tuple[int, int]]) -> Iterator[
             is_dir = False
         if is_dir:
             subfolders.append(entry.path)
-        elif has_image_extension(name):
+        elif has_image_extension(name) or has_video_extension(name):
             yield entry.path  # broken links too: they become error rows
     if recursive:
         for sub in subfolders:
