@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from imgsent.errors import InputNotFoundError
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_min_confidence, output_columns
 from imgsent.resume import RunRecord, check_record, path_key, read_resume_state, sidecar_path, write_record
+from imgsent.scan import has_video_extension, iter_image_files
 from imgsent.shard import Shard, iter_shard_files
 from imgsent.torn_lines import cut_torn_line
+from imgsent.video import DEFAULT_FRAMES, may_hold_media
+from imgsent.video_outputs import FramePrediction
+from imgsent.video_predict import iter_media_batches
 
 if TYPE_CHECKING:
     from imgsent.predictor import Predictor
@@ -67,11 +71,13 @@ class InputCount:
         total: Image files to classify (files already in a resumed output excluded).
         done: Image files skipped because a resumed output holds them already.
         subfolders: Sub-folders that were not entered (``recursive=False``).
+        videos: Of ``total``, files with a video extension (classified from sampled frames).
     """
 
     total: int
     done: int = 0
     subfolders: int = 0
+    videos: int = 0
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -135,19 +141,20 @@ def count_images(
         InputCount(total=6, done=0, subfolders=0)
     """
     cwd = os.getcwd()
-    total = skipped = 0
+    total = skipped = videos = 0
     for path in iter_shard_files(paths, shard, recursive=recursive):
         if done and path_key(path, cwd) in done:
             skipped += 1
         else:
             total += 1
+            videos += has_video_extension(path)
     subfolders = 0
     if not recursive:
         for path in paths:
             if os.path.isdir(path):
                 with os.scandir(path) as entries:
                     subfolders += sum(1 for entry in entries if entry.is_dir())
-    return InputCount(total, skipped, subfolders)
+    return InputCount(total, skipped, subfolders, videos)
 
 
 def run_record(predictor: Predictor, fmt: OutputFormat, *, binary: bool) -> RunRecord:
@@ -181,6 +188,8 @@ def classify_files(
     min_confidence: float = 0.0,
     shard: Shard | None = None,
     on_progress: ProgressCallback | None = None,
+    frames: int = DEFAULT_FRAMES,
+    frame_rows: bool = False,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file as it goes.
 
@@ -210,6 +219,12 @@ def classify_files(
             ``summary.counts["uncertain"]``).
         shard: Only the files of this :class:`~imgsent.shard.Shard` (by a hash of their path
             relative to the folder given); ``None`` for all. Works with ``resume``.
+        frames: Frames sampled uniformly over each video or animated GIF, WebP or PNG; its row
+            holds their mean probabilities and, in the ``frames`` column, how many were
+            classified (see :mod:`imgsent.video_predict`). The column is there when an input
+            file has a video or animation extension. Default 8.
+        frame_rows: Also write one row per sampled frame, path ``<file>#t=<seconds>``, with a
+            ``time`` column; a resumed run never writes a frame row twice.
 
     Returns:
         A :class:`ClassifySummary`.
@@ -233,7 +248,9 @@ def classify_files(
         state = read_resume_state(output, fmt)
         check_record(state.record, record, output=output, force=force)
         done, summary.resumed_rows = state.done, state.rows
+    paths = list(paths)  # every shard gets the same columns: they are chosen from all the inputs
     scanned = _CountingScan(iter_shard_files(paths, shard, recursive=recursive), done, summary)
+    columns = output_columns(frames=frame_rows or may_hold_media(iter_image_files(paths, recursive=recursive)), time=frame_rows)
     stream: TextIO
     if output is None:
         stream, close = sys.stdout, False
@@ -246,20 +263,25 @@ def classify_files(
             new_file = True
         if not new_file:
             cut_torn_line(output, fsync=True)  # only complete rows are trusted; never append to a fragment
+            columns = _csv_header(output) if fmt == "csv" else columns  # rows must fit the header written
         if new_file or not sidecar_path(output).exists():  # files from before records existed
             write_record(output, record)
         # surrogateescape keeps file names that are not valid UTF-8 byte-exact
         stream, close = open(output, "a", encoding="utf-8", newline="", errors="surrogateescape"), True
     try:
-        writer = ResultWriter(stream, fmt, write_header=new_file)
+        writer = ResultWriter(stream, fmt, write_header=new_file, columns=columns)
         processed = 0
         if on_progress is not None:
             on_progress(0, total)
-        for predictions in predictor.iter_predict_batches(scanned, batch_size=batch_size, workers=workers, binary=binary,
-                                                             min_confidence=min_confidence):
+        cwd = os.getcwd()
+        for predictions in iter_media_batches(predictor, scanned, frames=frames, frame_rows=frame_rows,
+                                              batch_size=batch_size, workers=workers, binary=binary,
+                                              min_confidence=min_confidence):
+            if done:  # frame rows a killed run wrote before its file's row
+                predictions = [p for p in predictions if path_key(p.source, cwd) not in done]
             writer.write(predictions)
             _tally(summary, predictions)
-            processed += len(predictions)
+            processed += sum(not isinstance(p, FramePrediction) for p in predictions)
             if on_progress is not None:
                 on_progress(processed, total if total is not None else scanned.total)
     finally:
@@ -290,8 +312,18 @@ class _CountingScan:
         self.total = count
 
 
+def _csv_header(output: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The columns named by the header of an existing CSV output."""
+    import csv
+
+    with open(output, encoding="utf-8", newline="", errors="surrogateescape") as handle:
+        return tuple(next(csv.reader(handle), ()))
+
+
 def _tally(summary: ClassifySummary, predictions: list[Prediction]) -> None:
     for prediction in predictions:
+        if isinstance(prediction, FramePrediction):
+            continue
         if prediction.ok:
             summary.counts[prediction.label or ""] += 1
         else:

@@ -21,8 +21,9 @@ from typing import Any
 from imgsent.errors import MergeError
 from imgsent.outputs import COLUMNS, OutputFormat, infer_format
 from imgsent.scan import iter_image_files
+from imgsent.video_outputs import split_frame_path
 
-_NUMERIC = frozenset({"negative", "neutral", "positive", "confidence"})
+_NUMERIC = frozenset({"negative", "neutral", "positive", "confidence", "time"})
 _SHOWN = 5
 
 
@@ -110,7 +111,8 @@ def merge_parts(
         listing = list(dict.fromkeys(iter_image_files(list(inputs), recursive=recursive)))
         known = set(listing)
         missing = [p for p in listing if p not in rows]
-        unexpected = [p for p in rows if p not in known]
+        frame_rows = _frame_rows(rows, known)
+        unexpected = [p for p in rows if p not in known and split_frame_path(p)[0] not in known]
         if missing or unexpected:
             problems = []
             if missing:
@@ -123,11 +125,21 @@ def merge_parts(
                     "and --recursive match the classify run, with the same folder spelling)"
                 )
             raise MergeError("; ".join(problems) + ".", missing=missing, unexpected=unexpected)
-        order = listing
+        order = [q for p in listing for q in (*frame_rows.get(p, ()), p)]  # a file's frames, then the file
     _write(target, infer_format(target, fmt), columns, (rows[p] for p in order))
     summary.rows = len(order)
     summary.errors = sum(1 for p in order if rows[p].get("error") not in (None, ""))
     return summary
+
+
+def _frame_rows(rows: Iterable[str], known: set[str]) -> dict[str, list[str]]:
+    """The frame rows (``<file>#t=<seconds>``) of each listed file, in time order."""
+    found: dict[str, list[tuple[float, str]]] = {}
+    for path in rows:
+        file, time = split_frame_path(path)
+        if time is not None and file in known:
+            found.setdefault(file, []).append((time, path))
+    return {file: [p for _, p in sorted(items)] for file, items in found.items()}
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -179,6 +191,8 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
             out[key] = None
         elif key in _NUMERIC:
             out[key] = float(value)
+        elif key == "frames":
+            out[key] = int(float(value))
         else:
             out[key] = value
     return out

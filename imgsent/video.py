@@ -18,7 +18,7 @@ photo (:func:`imgsent.images.load_image` and :func:`imgsent.transforms.preproces
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from imgsent.errors import InvalidConfigError, VideoDecodeError, require_extra
 from imgsent.images import DEFAULT_MAX_PIXELS
 from imgsent.scan import has_video_extension
 
-__all__ = ["DEFAULT_FRAMES", "MAX_DECODED_FRAMES", "SampledFrame", "check_frames", "is_media", "sample_frames",
+__all__ = ["DEFAULT_FRAMES", "MAX_DECODED_FRAMES", "SampledFrame", "check_frames", "frames_at", "is_media", "may_hold_media", "sample_frames",
            "sample_times"]
 
 DEFAULT_FRAMES = 8
@@ -83,6 +83,16 @@ def is_media(source: object) -> bool:
         return False
 
 
+def may_hold_media(paths: Iterable[str]) -> bool:
+    """True when a path has a video or animation extension (.gif .webp .png .apng); names only, nothing is opened.
+
+    Example:
+        >>> may_hold_media(["a.jpg", "b.mov"]), may_hold_media(["a.jpg"])
+        (True, False)
+    """
+    return any(has_video_extension(p) or os.path.splitext(p)[1].lower() in ANIMATION_EXTENSIONS for p in paths)
+
+
 def sample_times(duration: float, frames: int, *, start: float = 0.0) -> list[float]:
     """``frames`` times spread uniformly over ``duration``: the middle of each of ``frames`` equal slices.
 
@@ -114,13 +124,32 @@ def sample_frames(path: str | os.PathLike[str], frames: int = DEFAULT_FRAMES, *,
         >>> [round(f.time, 2) for f in sample_frames("clip.mp4", 4)]  # doctest: +SKIP
         [0.25, 0.75, 1.25, 1.75]
     """
-    check_frames(frames)
+    return _sample(path, check_frames(frames), None, max_pixels)
+
+
+def frames_at(path: str | os.PathLike[str], times: Iterable[float], *,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> list[SampledFrame]:
+    """Decode the frames shown at ``times`` (seconds), e.g. those of a results file's frame rows.
+
+    Arguments, errors and the returned frames are as for :func:`sample_frames`.
+
+    Example:
+        >>> [f.time for f in frames_at("clip.mp4", [0.25, 1.75])]  # doctest: +SKIP
+        [0.25, 1.75]
+    """
+    wanted = sorted(set(times))
+    if not wanted:
+        return []
+    return _sample(path, len(wanted), wanted, max_pixels)
+
+
+def _sample(path: str | os.PathLike[str], frames: int, times: list[float] | None, max_pixels: int) -> list[SampledFrame]:
     name = os.fsdecode(os.fspath(path))
     if not os.path.isfile(name):
         raise VideoDecodeError(f"Cannot open video {name!r}: no such file.")
     if has_video_extension(name):
-        return _sample_video(name, frames, max_pixels)
-    return _sample_animation(name, frames, max_pixels)
+        return _sample_video(name, frames, times, max_pixels)
+    return _sample_animation(name, frames, times, max_pixels)
 
 
 def _check_size(name: str, width: int, height: int, max_pixels: int) -> None:
@@ -131,7 +160,7 @@ def _check_size(name: str, width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _sample_animation(name: str, frames: int, max_pixels: int) -> list[SampledFrame]:
+def _sample_animation(name: str, frames: int, times: list[float] | None, max_pixels: int) -> list[SampledFrame]:
     try:
         with Image.open(name) as image:
             _check_size(name, image.width, image.height, max_pixels)
@@ -142,7 +171,9 @@ def _sample_animation(name: str, frames: int, max_pixels: int) -> list[SampledFr
                 starts.append(clock)
                 delay = image.info.get("duration") or _DEFAULT_DELAY_MS
                 clock += (_DEFAULT_DELAY_MS if delay < _MIN_GIF_DELAY_MS else delay) / 1000
-            if count <= frames:
+            if times is not None:
+                chosen = sorted({_frame_at(starts, t + 1e-6) for t in times})
+            elif count <= frames:
                 chosen = list(range(count))
             else:
                 chosen = sorted({_frame_at(starts, t) for t in sample_times(clock, frames)})
@@ -164,13 +195,13 @@ def _frame_at(starts: list[float], t: float) -> int:
     return max(0, bisect.bisect_right(starts, t) - 1)
 
 
-def _sample_video(name: str, frames: int, max_pixels: int) -> list[SampledFrame]:
+def _sample_video(name: str, frames: int, times: list[float] | None, max_pixels: int) -> list[SampledFrame]:
     require_extra("av", "video")
     import av
 
     try:
         with av.open(name) as container:
-            return _VideoSampler(name, container, frames, max_pixels).run()
+            return _VideoSampler(name, container, frames, max_pixels).run(times)
     except VideoDecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
@@ -207,9 +238,11 @@ class _VideoSampler:
         self.step = 1 / float(rate) if rate else 1 / 30
         self.decoded = 0
 
-    def run(self) -> list[SampledFrame]:
+    def run(self, times: list[float] | None) -> list[SampledFrame]:
         known = self.stream.frames
-        if self.duration is None or (known and known <= self.frames):
+        if times is not None:
+            picked = self._seeking(times)
+        elif self.duration is None or (known and known <= self.frames):
             picked = self._sequential()
         else:
             picked = self._seeking(sample_times(self.duration, self.frames, start=self.start))
@@ -273,9 +306,10 @@ class _VideoSampler:
             if chosen is None:  # the stream ended before the target
                 if out and self.duration is not None and target > self.start + self.duration - 2 * self.step:
                     break
+                lasts = f"its header says it lasts {self.duration:.3f} s" if self.duration else "no duration known"
                 raise VideoDecodeError(
-                    f"Cannot decode {self.name!r}: no frame at {target:.3f} s, though its header says it lasts "
-                    f"{self.duration:.3f} s (truncated or corrupt). Re-download or re-encode the file."
+                    f"Cannot decode {self.name!r}: the stream ends before {target:.3f} s, though {lasts} "
+                    "(truncated or corrupt). Re-download or re-encode the file."
                 )
             reach = max(reach, target - (landed if landed is not None else target))
             if not out or chosen.time > out[-1].time:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,6 +20,7 @@ EPILOG = (
     "    imgsent classify 'photos/**/*.jpg' -o out.jsonl --resume\n\n"
     "    imgsent classify photos/ -r -o part-$SLURM_ARRAY_TASK_ID.csv --shard $SLURM_ARRAY_TASK_ID/8\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
+    "    imgsent classify clips/ -o out.csv --frames 16 --frame-rows\n\n"
     "**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
     "2 bad arguments, missing inputs or no images (found before loading the model; nothing written); "
     "3 finished, but some files were unreadable (they have error rows; 0 under torchrun, so the other ranks go on); "
@@ -66,12 +68,20 @@ def classify(
         Optional[str],
         typer.Option(help="Classify only part K of N (K from 0), by a hash of each path relative to its folder. Set by RANK/WORLD_SIZE under torchrun."),
     ] = None,
+    frames: Annotated[
+        int, typer.Option("--frames", min=1, help="Frames sampled uniformly over each video or animated GIF/WebP/PNG; its row is their mean.")
+    ] = 8,
+    frame_rows: Annotated[
+        bool, typer.Option("--frame-rows", help="Also write one row per sampled frame: path FILE#t=SECONDS, with a time column.")
+    ] = False,
 ) -> None:
-    """Classify image files and write one row per file: path, label, probabilities, error.
+    """Classify image and video files and write one row per file: path, label, probabilities, error.
 
     Rows are written as they are produced, so an interrupted run loses at most one batch;
     rerun with --resume to finish it. Unreadable files get an error row and never stop the run.
     The output gets a sidecar OUTPUT.imgsent.json recording the model, revision and dtype.
+    Videos (.mp4 .mov .m4v .webm .mkv .avi; needs imgsent[video]) and animated GIF, WebP and PNG
+    get the mean of --frames sampled frames and a frames column.
     """
     from imgsent.classify import classify_files, count_images, expand_inputs, run_record
     from imgsent.outputs import infer_format
@@ -113,6 +123,10 @@ def classify(
         err.print(f"Nothing to do: all {_images(count.done)} are already in {output}.")
         raise typer.Exit(EXIT_OK)
 
+    if count.videos and importlib.util.find_spec("av") is None:  # once, not once per file
+        err.print(f"[bold yellow]WARNING: {count.videos} video file(s) need PyAV;[/] they will get error rows. "
+                  "Install it with: pip install 'imgsent[video]'")
+
     from imgsent.predictor import Predictor
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=plan.device, dtype=dtype, backend=backend)
@@ -132,7 +146,7 @@ def classify(
             summary = classify_files(
                 predictor, inputs, output=output, fmt=chosen, recursive=recursive, resume=resume, force=force,
                 batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence, total=count.total, shard=plan.shard,
-                on_progress=on_progress,
+                on_progress=on_progress, frames=frames, frame_rows=frame_rows,
             )
         except KeyboardInterrupt:
             if output is not None:  # count what the file holds: the interrupt may fall between a write and its callback

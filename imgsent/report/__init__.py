@@ -92,14 +92,15 @@ def write_report(
         raise InvalidConfigError(f"max_per_label must be >= 1, got {max_per_label}.")
     if not 16 <= thumbnail_size <= 1024:
         raise InvalidConfigError(f"thumbnail_size must be in [16, 1024], got {thumbnail_size}.")
-    rows = read_results(results)
+    everything = read_results(results)
     html = build_report(
-        rows, model=model, source=str(results), images_root=images_root, max_per_label=max_per_label,
+        everything, model=model, source=str(results), images_root=images_root, max_per_label=max_per_label,
         thumbnail_size=thumbnail_size, workers=workers, on_progress=on_progress,
     )
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8", errors="surrogateescape")
+    rows = [row for row in everything if row.time is None]  # frame rows are not files
     shown = sum(min(n, max_per_label) for n in Counter(r.label for r in rows if r.label is not None).values())
     errors = sum(r.label is None for r in rows)
     return ReportSummary(output, len(rows), shown, errors, output.stat().st_size, time.perf_counter() - start)
@@ -121,8 +122,11 @@ def build_report(
     import jinja2
 
     from imgsent.report.thumbnails import make_thumbnails
+    from imgsent.report.video import video_section
 
     root = Path(images_root) if images_root is not None else Path.cwd()
+    frame_rows = [row for row in rows if row.time is not None]  # --frame-rows: shown in the video section
+    rows = [row for row in rows if row.time is None]
     by_label: dict[str, list[ResultRow]] = {label: [] for label in SHOWN_LABELS}
     for row in rows:
         if row.label is not None:
@@ -161,6 +165,7 @@ def build_report(
         thumbnail_size=thumbnail_size,
         bins=_BINS,
         version=_version(),
+        video=video_section(rows, frame_rows, root, workers=workers),
     )
 
 

@@ -27,6 +27,8 @@ class ResultRow:
         confidence: Probability of the label (of the polarity leaned to, for ``"uncertain"``).
         probabilities: ``(negative, neutral, positive)``, or ``None`` for an error row.
         error: Why the image could not be classified, else ``None``.
+        frames: Frames classified, on a video's or animation's row; else ``None``.
+        time: Seconds into the file, on a sampled frame's row (path ``<file>#t=<seconds>``); else ``None``.
     """
 
     path: str
@@ -34,6 +36,8 @@ class ResultRow:
     confidence: float | None
     probabilities: tuple[float, float, float] | None
     error: str | None
+    frames: int | None = None
+    time: float | None = None
 
 
 def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
@@ -78,8 +82,9 @@ def _jsonl_row(line: str, number: int) -> ResultRow:
 def _row(data: dict[str, object], number: int) -> ResultRow:
     path = str(data.get("path") or f"(line {number})")
     error = data.get("error")
+    frames, time = _count(data.get("frames")), _seconds(data.get("time"))
     if error not in (None, ""):
-        return ResultRow(path, None, None, None, str(error))
+        return ResultRow(path, None, None, None, str(error), frames, time)
     label = data.get("label")
     probs = tuple(_number(data.get(name)) for name in LABELS)
     if label not in SHOWN_LABELS or any(p is None for p in probs):
@@ -88,7 +93,22 @@ def _row(data: dict[str, object], number: int) -> ResultRow:
     confidence = _number(data.get("confidence"))
     if confidence is None:
         confidence = max(probabilities) if label == _UNCERTAIN else probabilities[LABELS.index(str(label))]
-    return ResultRow(path, str(label), confidence, probabilities, None)
+    return ResultRow(path, str(label), confidence, probabilities, None, frames, time)
+
+
+def _count(value: object) -> int | None:
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _number(value: object) -> float | None:
