@@ -199,26 +199,50 @@ def _sample_video(name: str, frames: int, times: list[float] | None, max_pixels:
     require_extra("av", "video")
     import av
 
+    sampler = None
     try:
-        with av.open(name) as container:
-            return _VideoSampler(name, container, frames, max_pixels).run(times)
+        sampler = _VideoSampler(name, frames, max_pixels)
+        return sampler.run(times)
     except VideoDecodeError:
         raise
+    except av.error.EOFError:
+        raise VideoDecodeError(
+            f"Cannot decode video {name!r}: the file ends before its first frame (empty, or truncated)."
+        ) from None
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise VideoDecodeError(f"Cannot decode video {name!r}: {reason} (truncated, corrupt or not a video).") from None
+        raise VideoDecodeError(
+            f"Cannot decode video {name!r}: FFmpeg says {reason!r} (truncated, corrupt, not a video, or a header "
+            "with impossible values). Check the file plays, or re-encode it."
+        ) from None
+    finally:
+        if sampler is not None:
+            sampler.container.close()
 
 
 class _VideoSampler:
     """Seek-and-decode over one open container, counting decoded frames against the budget."""
 
-    def __init__(self, name: str, container: Any, frames: int, max_pixels: int) -> None:
-        self.name, self.container, self.frames, self.max_pixels = name, container, frames, max_pixels
+    def __init__(self, name: str, frames: int, max_pixels: int) -> None:
+        import av
+
+        self.av = av
+        self.name, self.frames, self.max_pixels = name, frames, max_pixels
+        self.container = av.open(name)
+        try:
+            self._probe(self.container)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _probe(self, container: Any) -> None:
+        """The video stream, its decoder, size, time base, start, duration and frame step."""
+        name, max_pixels = self.name, self.max_pixels
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
             raise VideoDecodeError(
-                f"Cannot decode {name!r}: it has no video stream (streams: {', '.join(kinds)}). "
-                "Audio-only files cannot be classified."
+                f"Cannot decode {name!r}: it has no video stream (streams: {', '.join(kinds)}): audio only, "
+                "or an empty container. Only files with pictures can be classified."
             )
         self.stream = stream = container.streams.video[0]
         codec = stream.codec_context
@@ -290,11 +314,17 @@ class _VideoSampler:
         position = -1.0  # time of the last decoded frame
         reach = 0.0  # longest distance seen from a seek's keyframe to its target
         for target in targets:
+            landed = position if decoder is not None else None
             if decoder is None or target - position > max(reach, 2 * self.step):
-                self.container.seek(int(target / self.base), stream=self.stream, backward=True, any_frame=False)
-                decoder, landed = self._frames(), None
-            else:
-                landed = position
+                try:
+                    self.container.seek(int(target / self.base), stream=self.stream, backward=True, any_frame=False)
+                    decoder, landed = self._frames(), None
+                except self.av.FFmpegError:  # no index (a truncated Matroska file): decode on from the start
+                    if decoder is None:
+                        self.container.close()
+                        self.container = self.av.open(self.name)
+                        self.stream = self.container.streams.video[0]
+                        decoder, landed = self._frames(), None
             chosen = None
             for frame in decoder:
                 at = self._time(frame, position + self.step)
