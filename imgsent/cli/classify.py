@@ -125,7 +125,7 @@ def classify(
 
     if count.videos and importlib.util.find_spec("av") is None:  # once, not once per file
         err.print(f"[bold yellow]WARNING: {count.videos} video file(s) need PyAV;[/] they will get error rows. "
-                  "Install it with: pip install 'imgsent[video]'")
+                  "Install it with: pip install 'imgsent\\[video]'")
 
     from imgsent.predictor import Predictor
 
