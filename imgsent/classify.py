@@ -222,7 +222,8 @@ def classify_files(
         frames: Frames sampled uniformly over each video or animated GIF, WebP or PNG; its row
             holds their mean probabilities and, in the ``frames`` column, how many were
             classified (see :mod:`imgsent.video_predict`). The column is there when an input
-            file has a video or animation extension. Default 8.
+            file is named like a video, a GIF or an APNG (:func:`imgsent.video.may_hold_media`);
+            without it, an animated PNG or WebP still gets its mean, but not its count. Default 8.
         frame_rows: Also write one row per sampled frame, path ``<file>#t=<seconds>``, with a
             ``time`` column; a resumed run never writes a frame row twice.
 

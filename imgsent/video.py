@@ -36,6 +36,7 @@ DEFAULT_FRAMES = 8
 MAX_DECODED_FRAMES = 30_000
 """Most frames decoded for one file, seeks included; a file needing more is refused."""
 ANIMATION_EXTENSIONS: frozenset[str] = frozenset({".gif", ".webp", ".png", ".apng"})
+_NAMED_ANIMATIONS = frozenset({".gif", ".apng"})
 _MIN_GIF_DELAY_MS = 20  # browsers show shorter GIF delays as 100 ms
 _DEFAULT_DELAY_MS = 100
 
@@ -84,13 +85,16 @@ def is_media(source: object) -> bool:
 
 
 def may_hold_media(paths: Iterable[str]) -> bool:
-    """True when a path has a video or animation extension (.gif .webp .png .apng); names only, nothing is opened.
+    """True when a path has a video extension, or ``.gif`` or ``.apng``; names only, nothing is opened.
+
+    This decides whether an output gets the ``frames`` column before any file is read. PNG and
+    WebP files are not counted: nearly all are stills, and photo folders keep their columns.
 
     Example:
-        >>> may_hold_media(["a.jpg", "b.mov"]), may_hold_media(["a.jpg"])
+        >>> may_hold_media(["a.jpg", "b.mov"]), may_hold_media(["a.jpg", "b.png"])
         (True, False)
     """
-    return any(has_video_extension(p) or os.path.splitext(p)[1].lower() in ANIMATION_EXTENSIONS for p in paths)
+    return any(has_video_extension(p) or os.path.splitext(p)[1].lower() in _NAMED_ANIMATIONS for p in paths)
 
 
 def sample_times(duration: float, frames: int, *, start: float = 0.0) -> list[float]:

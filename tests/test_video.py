@@ -86,7 +86,7 @@ def test_is_media(clips: Path, tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(still)
     assert is_media(clips / "pan.mp4") and is_media(str(clips / "anim.gif"))
     assert not is_media(still) and not is_media(b"GIF89a") and not is_media("examples/images/coffee_cup.jpg")
-    assert may_hold_media(["a.jpg", "b.PNG"]) and not may_hold_media(["a.jpg", "b.tiff"])
+    assert may_hold_media(["a.jpg", "b.GIF"]) and not may_hold_media(["a.jpg", "b.png", "c.webp"])
 
 
 def test_video_is_the_mean_of_its_frames_classified_as_images(clips: Path, predictor: Predictor, tmp_path: Path) -> None:
