@@ -12,6 +12,7 @@ release the GIL while decoding) and their frames are classified together in batc
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["VideoMethods", "is_media", "iter_media_batches", "predict_media", "predict_video"]
 
 _Decoded = tuple[str, "list[SampledFrame] | str"]  # (source, frames or error message)
+_NONE = object()
 
 
 class VideoMethods:
@@ -171,11 +173,17 @@ def iter_media_batches(
     pending: deque[str] = deque()
 
     def photos() -> Iterator[Any]:
-        for source in sources:
+        for source in stream:
             if is_media(source):
                 pending.append(describe_source(source))
             else:
                 yield source
+
+    stream = iter(sources)
+    first = next(photos(), _NONE)  # no photo at all: no decoding processes to start
+    images: Iterable[Any] = () if first is _NONE else itertools.chain([first], photos())
+    batches = predictor.iter_predict_batches(images, batch_size=batch_size, workers=workers, binary=binary,
+                                             max_pixels=max_pixels, min_confidence=min_confidence) if images else ()
 
     threads = max(1, workers if workers is not None else default_workers(predictor.device, predictor.backend))
     running: deque[Future[_Decoded]] = deque()
@@ -202,8 +210,7 @@ def iter_media_batches(
                     rows.append(video)
                 yield rows
 
-        for batch in predictor.iter_predict_batches(photos(), batch_size=batch_size, workers=workers, binary=binary,
-                                                    max_pixels=max_pixels, min_confidence=min_confidence):
+        for batch in batches:
             if batch:
                 yield batch
             yield from ready(finish=False)
