@@ -138,7 +138,7 @@ def count_images(
 
     Example:
         >>> count_images(["examples/images"])
-        InputCount(total=6, done=0, subfolders=0)
+        InputCount(total=6, done=0, subfolders=0, videos=0)
     """
     cwd = os.getcwd()
     total = skipped = videos = 0
