@@ -169,6 +169,11 @@ def _sample_animation(name: str, frames: int, times: list[float] | None, max_pix
         with Image.open(name) as image:
             _check_size(name, image.width, image.height, max_pixels)
             count = getattr(image, "n_frames", 1)
+            if count > MAX_DECODED_FRAMES:  # each frame is drawn over the previous one: all are decoded
+                raise VideoDecodeError(
+                    f"Cannot sample {name!r}: it has {count} frames, more than the {MAX_DECODED_FRAMES} that may be "
+                    "decoded for one file. Convert it to a video, which can be sampled by seeking."
+                )
             starts, clock = [], 0.0
             for index in range(count):
                 image.seek(index)

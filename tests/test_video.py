@@ -196,3 +196,11 @@ def test_decoding_budget_bounds_streams_without_keyframes(tmp_path: Path, monkey
 def test_pan_frames_differ() -> None:
     frames = pan_frames(4)
     assert not np.array_equal(frames[0], frames[1])
+
+
+def test_decoding_budget_bounds_animations(clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import imgsent.video as video
+
+    monkeypatch.setattr(video, "MAX_DECODED_FRAMES", 5)
+    with pytest.raises(VideoDecodeError, match="it has 10 frames, more than the 5 that may be decoded"):
+        sample_frames(clips / "anim.gif", 8)
