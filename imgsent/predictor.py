@@ -27,7 +27,7 @@ from imgsent.runtime import (
     resolve_device,
     resolve_dtype,
 )
-from imgsent.video_predict import VideoMethods, is_media, predict_media
+from imgsent.video_predict import VideoMethods, iter_in_order
 
 _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT-B/16 86 M
 
@@ -181,9 +181,6 @@ class Predictor(VideoMethods):
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
         images = _as_list(images)
-        if any(map(is_media, images)):  # videos and animations: the mean of their sampled frames
-            return predict_media(self, images, batch_size=batch_size, workers=workers, binary=binary, tta=tta,
-                                 max_pixels=max_pixels, min_confidence=min_confidence)
         if workers is None and len(images) <= batch_size:
             workers = 0  # starting processes costs more than decoding a handful of images
         return list(
@@ -223,11 +220,8 @@ class Predictor(VideoMethods):
             examples/images/hubble_extreme_deep_field.jpg positive
             examples/images/photographer_grayscale.jpg positive
         """
-        for predictions in self.iter_predict_batches(
-            images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
-            min_confidence=min_confidence,
-        ):
-            yield from predictions
+        yield from iter_in_order(self, images, batch_size=batch_size, workers=workers, binary=binary, tta=tta,
+                                 max_pixels=max_pixels, min_confidence=min_confidence)  # videos: VideoPrediction
 
     def iter_predict_batches(
         self,

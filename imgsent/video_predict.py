@@ -28,7 +28,7 @@ from imgsent.video_outputs import FramePrediction, VideoPrediction, frame_path
 if TYPE_CHECKING:
     from imgsent.predictor import Predictor
 
-__all__ = ["VideoMethods", "is_media", "iter_media_batches", "predict_media", "predict_video"]
+__all__ = ["VideoMethods", "iter_in_order", "iter_media_batches", "predict_video"]
 
 _Decoded = tuple[str, "list[SampledFrame] | str"]  # (source, frames or error message)
 _NONE = object()
@@ -100,9 +100,9 @@ def predict_video(
                       min_confidence=min_confidence)[0]
 
 
-def predict_media(
+def iter_in_order(
     predictor: Predictor,
-    sources: Sequence[Any],
+    sources: Iterable[Any],
     *,
     frames: int = DEFAULT_FRAMES,
     batch_size: int = 32,
@@ -111,25 +111,42 @@ def predict_media(
     tta: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_confidence: float = 0.0,
-) -> list[Prediction]:
-    """:meth:`imgsent.Predictor.predict` for inputs that include videos: one prediction per input, in order.
+) -> Iterator[Prediction]:
+    """:meth:`imgsent.Predictor.iter_predict` for inputs that may include videos: one prediction per input, in order.
 
-    Photos and in-memory inputs are predicted as usual; each video or animation gets its
-    :class:`VideoPrediction` (the aggregate of its sampled frames).
+    Photos and in-memory inputs stream through :meth:`imgsent.Predictor.iter_predict_batches`;
+    each video or animation (:func:`imgsent.video.is_media`) gets its :class:`VideoPrediction`
+    (the mean of its sampled frames) in its place. Arguments are as for ``iter_predict``.
     """
-    media = [i for i, source in enumerate(sources) if is_media(source)]
-    photos = [i for i in range(len(sources)) if i not in set(media)]
-    out: list[Prediction | None] = [None] * len(sources)
-    if photos:
-        found = predictor.predict([sources[i] for i in photos], batch_size=batch_size, workers=workers, binary=binary,
-                                  tta=tta, max_pixels=max_pixels, min_confidence=min_confidence)
-        for i, prediction in zip(photos, found):
-            out[i] = prediction
-    decoded = [_decode(describe_source(sources[i]), frames, max_pixels) for i in media]
-    for i, prediction in zip(media, _aggregate(predictor, decoded, batch_size=batch_size, binary=binary,
-                                               min_confidence=min_confidence)):
-        out[i] = prediction
-    return out  # type: ignore[return-value]
+    order: deque[tuple[bool, Any]] = deque()  # (is media, source) for every input pulled so far
+
+    def photos() -> Iterator[Any]:
+        for source in sources:
+            media = is_media(source)
+            order.append((media, source))
+            if not media:
+                yield source
+
+    def media(source: Any) -> Prediction:
+        decoded = [_decode(describe_source(source), frames, max_pixels)]
+        return _aggregate(predictor, decoded, batch_size=batch_size, binary=binary, min_confidence=min_confidence,
+                          tta=tta)[0]
+
+    found = (p for batch in predictor.iter_predict_batches(
+        photos(), batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
+        min_confidence=min_confidence) for p in batch)
+    while True:
+        if not order:
+            prediction = next(found, None)  # pulls more inputs into ``order``
+            if prediction is None and not order:
+                return
+        else:
+            prediction = next(found) if not order[0][0] else None
+        while order and order[0][0]:
+            yield media(order.popleft()[1])
+        if prediction is not None:
+            order.popleft()
+            yield prediction
 
 
 def iter_media_batches(
@@ -228,11 +245,12 @@ def _decode(name: str, frames: int, max_pixels: int) -> _Decoded:
 
 
 def _aggregate(
-    predictor: Predictor, decoded: Sequence[_Decoded], *, batch_size: int, binary: bool, min_confidence: float
+    predictor: Predictor, decoded: Sequence[_Decoded], *, batch_size: int, binary: bool, min_confidence: float,
+    tta: bool = False,
 ) -> list[VideoPrediction]:
     """Classify the frames of several files in one pass and average them per file."""
     images = [frame.image for _, found in decoded if isinstance(found, list) for frame in found]
-    found_predictions = iter(predictor.predict(images, batch_size=batch_size, workers=0, binary=binary,
+    found_predictions = iter(predictor.predict(images, batch_size=batch_size, workers=0, binary=binary, tta=tta,
                                                min_confidence=min_confidence) if images else ())
     out: list[VideoPrediction] = []
     for name, found in decoded:

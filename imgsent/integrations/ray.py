@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from imgsent.errors import InvalidConfigError, require_extra
 from imgsent.outputs import Prediction, output_columns
 from imgsent.video import check_frames
-from imgsent.video_predict import predict_media
+from imgsent.video_predict import iter_in_order
 
 if TYPE_CHECKING:
     import pyarrow
@@ -211,8 +211,8 @@ class _Classifier:
     def __call__(self, batch: dict[str, Any]) -> pyarrow.Table:
         images = [_plain(value) for value in batch[self.column]]
         try:
-            predictions = predict_media(self.predictor, images, frames=self.frames, batch_size=self.batch_size,
-                                        workers=0, binary=self.binary)
+            predictions = list(iter_in_order(self.predictor, images, frames=self.frames, batch_size=self.batch_size,
+                                             workers=0, binary=self.binary))
         except Exception:  # noqa: BLE001 - one bad input must not fail the batch: retry one by one
             predictions = [self._one(image) for image in images]
         rows = [p.to_row() for p in predictions]
@@ -227,7 +227,7 @@ class _Classifier:
         from imgsent.images import describe_source
 
         try:
-            return predict_media(self.predictor, [image], frames=self.frames, workers=0, binary=self.binary)[0]
+            return next(iter_in_order(self.predictor, [image], frames=self.frames, workers=0, binary=self.binary))
         except Exception as exc:  # noqa: BLE001 - reported in the row
             return Prediction.failed(describe_source(image), f"{type(exc).__name__}: {exc}")
 
