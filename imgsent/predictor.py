@@ -205,7 +205,8 @@ class Predictor(VideoMethods):
         Arguments are as in :meth:`predict`.
 
         Yields:
-            One :class:`~imgsent.Prediction` per input, in input order.
+            One :class:`~imgsent.Prediction` per input, in input order (for a video or animation
+            path, a :class:`~imgsent.VideoPrediction`, as in :meth:`predict`).
 
         Example:
             >>> from pathlib import Path
