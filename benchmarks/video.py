@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": machine_info(), "load_average_during_repeats": loads,
         "setup": {"clips": n, "seconds": args.seconds, "size": args.size, "fps": args.fps, "gop": args.gop,
-                  "frames": args.frames, "repeats": args.repeats, "photos": str(photos[0].parent),
+                  "frames": args.frames, "repeats": args.repeats, "photos": photos[0].parent.parent.name,
                   "long_seconds": args.long_seconds},
         "imgsent_videos_per_s": Summary.of([n / s for s in fast]).__dict__,
         "imgsent_frames_per_s": Summary.of([f / s for s in fast]).__dict__,
