@@ -143,3 +143,14 @@ def test_missing_pyav_is_one_hint_and_error_rows(media: Path, tiny_model_dir: Pa
 
 def test_count_images_counts_videos(media: Path) -> None:
     assert count_images([media]).videos == 2 and count_images([media]).total == 4
+
+
+def test_report_without_frame_rows_hints_and_shows_a_video_frame(media: Path, predictor: Predictor, tmp_path: Path) -> None:
+    pytest.importorskip("jinja2")
+    out = tmp_path / "out.jsonl"
+    classify_files(predictor, [media], output=out, fmt="jsonl", workers=0, frames=2)
+    write_report(out, tmp_path / "report.html", images_root="/")
+    html = (tmp_path / "report.html").read_text()
+    assert "Classify with <code>--frame-rows</code>" in html and 'class="strip"' not in html
+    assert "image not readable" not in html  # the video's thumbnail in its label's grid is its middle frame
+    assert '<img src="data:image/jpeg;base64,' in html and f'alt="{media / "pan.mp4"}"' in html
