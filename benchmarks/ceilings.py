@@ -32,7 +32,7 @@ def _decode(path: str) -> int:
     method = _DECODE_STATE["method"]
     cfg = _DECODE_STATE["cfg"]
     if method == "imgsent":  # the exact code the DataLoader workers run: draft decode, bicubic squash
-        _, _, tensor, error = _DECODE_STATE["imgsent"][(0, path)]
+        error = _DECODE_STATE["imgsent"][(0, path)][3]
         if error:
             raise RuntimeError(error)
     elif method == "pil_full_decode":  # the same resize without DCT scaling

@@ -86,7 +86,7 @@ def startup(base: Path | None, repeats: int) -> dict[str, Any]:
             for name, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "imgsent", "classify", str(REPO / "examples" / "images"), "-o", f"{tmp}/o.csv"],
+                subprocess.run([sys.executable, "-m", "imgsent", "classify", str(REPO / "examples" / "images"), "-o", f"{tmp}/o.csv", "--overwrite"],
                                cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 out["runs"].setdefault(name, []).append(time.perf_counter() - start)
     out["median_seconds"] = {k: sorted(v)[len(v) // 2] for k, v in out["runs"].items()}

@@ -24,7 +24,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SUITE = ["tests/test_reliability.py", "tests/test_security.py"]
+SUITE = ["tests/test_reliability.py", "tests/test_security.py",
+         # the classify cases that live with the classify and resume tests
+         "tests/test_classify.py::test_classify_file_names_that_are_not_utf8",
+         "tests/test_classify.py::test_files_that_vanish_during_classify_become_error_rows",
+         "tests/test_resume.py::test_sigkill_classify_jsonl_then_resume"]
 CI_BUDGET_S = 180
 
 
@@ -149,7 +153,7 @@ def main() -> int:
 
     kills = [r for r in suite["results"] if "sigkill" in r[0]]  # type: ignore[index]
     kills += [("test_distill_train.py::test_resume_after_sigkill_is_bit_identical", "see tests/test_distill_train.py", 0, ""),
-              ("test_cli.py::test_sigkill_then_resume_holds_every_image_exactly_once", "see tests/test_cli.py", 0, "")]
+              ("test_resume.py::test_sigkill_then_resume_holds_every_image_exactly_once", "see tests/test_resume.py", 0, "")]
     counts: Counter = suite["counts"]  # type: ignore[assignment]
     wall: float = suite["wall"]  # type: ignore[assignment]
     page = TEMPLATE.format(
@@ -238,7 +242,7 @@ is listed in the last table.
 |---|---|
 {kill_rows}
 
-* `classify` (CSV in `tests/test_cli.py`, JSONL here) is killed mid-run with SIGKILL, then
+* `classify` (CSV and JSONL, in `tests/test_resume.py`) is killed mid-run with SIGKILL, then
   rerun with `--resume`. Every image appears exactly once. Every complete line is a whole row.
 * Teacher labelling is killed with SIGKILL inside `imgsent distill run RECIPE --until label`
   (3000 posts, `teacher.batch_size: 1`). Rerunning skips ingest and dedup and resumes the

@@ -32,7 +32,7 @@ def overlays() -> None:
             from PIL import Image
 
             small = Image.open(item.path)
-            small.thumbnail((360, 360))
+            small.thumbnail((720, 720))
             target = OUT / f"explain-{Path(item.source).stem}.jpg"
             small.convert("RGB").save(target, quality=82, optimize=True)
             print(f"{Path(item.source).name}: {item.label} {item.confidence:.2f} -> {target.relative_to(REPO)}")

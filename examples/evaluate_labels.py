@@ -35,14 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'subset':<10} {'n':>6} {'accuracy':>9} {'macro-F1':>9}")
     for subset in report.subsets:
-        print(f"{subset.name:<10} {subset.n:>6} {subset.accuracy:>9.3f} {subset.macro_f1:>9.3f}")
+        if subset.accuracy is None:  # no image of this subset could be read: nothing was measured
+            print(f"{subset.name:<10} {subset.n:>6} {'n/a':>9} {'n/a':>9}")
+        else:
+            print(f"{subset.name:<10} {subset.n:>6} {subset.accuracy:>9.3f} {subset.macro_f1:>9.3f}")
     matrix = report.subsets[0].confusion
     print(f"confusion (true -> predicted): {matrix}")
     if report.errors:
         print(f"{len(report.errors)} images could not be read, e.g. {report.errors[0]}")
     if args.json:
         Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
-    return 0
+    return 0 if report.scored else 1  # nothing measured is a failure, not 0 %
 
 
 if __name__ == "__main__":

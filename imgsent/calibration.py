@@ -166,7 +166,9 @@ def calibrate_model_folder(
     if "calibration" in training or not paths:
         return None
     unscaled = dataclasses.replace(model.config, temperature=1.0)
-    predictions = Predictor(SentimentModel(unscaled, net=model.net), device="cpu", dtype="float32").predict(list(paths), workers=0)
+    # PyTorch: a calibration run is one pass, and must leave nothing in the engine cache
+    predictor = Predictor(SentimentModel(unscaled, net=model.net), device="cpu", dtype="float32", backend="torch")
+    predictions = predictor.predict(list(paths), workers=0)
     pairs = [(p, label) for p, label in zip(predictions, labels) if p.ok]
     if not pairs:
         return None

@@ -36,6 +36,7 @@ RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "letterbox")
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
 IMAGE_SIZE = Range(int, 16, 2048)
 TEMPERATURE = Range(float, 0.01, 100.0)
+REDUCING_GAP = Range(float, 1.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,18 @@ class PreprocessConfig:
             shrinking. ``False`` resizes the float image without antialiasing, exactly as
             ``tf.image.resize`` does (the authors' Keras models); it needs ``interpolation``
             ``"bilinear"``, ``"bicubic"`` or ``"nearest"``.
-        jpeg_draft: ``True`` (default) lets large JPEGs decode at a reduced scale before the
-            resize (much faster). ``False`` always decodes every pixel.
+        jpeg_draft: ``True`` (default) lets JPEGs decode at a reduced scale (DCT scaling by 1/2,
+            1/4 or 1/8, Pillow's ``Image.draft("RGB", (image_size, image_size))``) as long as both
+            sides stay at least ``image_size``, before the resize (much faster on large photos).
+            ``False`` always decodes every pixel.
+        reducing_gap: Pillow's ``reducing_gap`` for antialiased resizes (default 3.0): the image
+            is first shrunk by an integer factor with box averaging while it stays at least
+            ``reducing_gap`` times the target size, then resampled with ``interpolation``.
+            ``None`` resamples the whole image in one step (slower on large images). Unused
+            when ``resize_antialias`` is false.
+
+    EXIF orientation, transparency (composited on white) and high bit depths are decoded by the
+    fixed rules of :mod:`imgsent.images`, which every model shares.
 
     Example:
         >>> PreprocessConfig(image_size=384).resize_mode
@@ -94,6 +105,7 @@ class PreprocessConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     resize_antialias: bool = True
     jpeg_draft: bool = True
+    reducing_gap: float | None = 3.0
 
     def __post_init__(self) -> None:
         """Check every field; ``mean`` and ``std`` may be given as lists.
@@ -109,6 +121,8 @@ class PreprocessConfig:
         for key in ("resize_antialias", "jpeg_draft"):
             if not isinstance(getattr(self, key), bool):
                 raise InvalidConfigError(f"preprocess.{key} must be true or false, got {getattr(self, key)!r}.")
+        if self.reducing_gap is not None:
+            object.__setattr__(self, "reducing_gap", float(REDUCING_GAP.check(self.reducing_gap, "preprocess.reducing_gap")))
         if not self.resize_antialias and self.interpolation == "lanczos":
             raise InvalidConfigError(
                 "preprocess.resize_antialias=false needs interpolation 'bilinear', 'bicubic' or 'nearest', got 'lanczos'."

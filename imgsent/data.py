@@ -2,6 +2,7 @@
 
 Every image imgsent reads goes through :class:`DecodeDataset` in DataLoader worker processes,
 built by :func:`make_loader`, the only place in the package that constructs a ``DataLoader``.
+Each input becomes pixels through :func:`imgsent.transforms.load_pixels`, the one decoding path.
 
 * **Prediction** (:func:`iter_batches`) streams any iterable: the sources are cut into batches
   lazily in the main process and handed to the workers, so memory stays bounded
@@ -18,6 +19,7 @@ forking a process that has initialised CUDA breaks CUDA in the children.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -32,13 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from imgsent.config import PreprocessConfig
 from imgsent.errors import ImgsentError
-from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource, describe_source, load_image
+from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource, describe_source
 from imgsent.runtime import worker_init
-from imgsent.transforms import preprocess
+from imgsent.transforms import load_pixels
 
-_Item = tuple[int, str, torch.Tensor | None, str | None]
+_Item = tuple[int, str, torch.Tensor | None, str | None, tuple[int, int] | None]
 RowBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-"""``(row indices [n], uint8 pixels [k, 3, S, S], decoded mask [n])``; pixel rows follow the True entries."""
+"""``(row indices [n], float32 pixels [k, 3, S, S] in [0, 255], decoded mask [n])``; pixel rows follow the True entries."""
 
 
 @dataclass
@@ -47,10 +49,12 @@ class DecodedBatch:
 
     Attributes:
         sources: Printable description of every input in the batch, in order.
-        pixels: uint8 tensor [n_ok, 3, S, S] for the inputs that decoded.
+        pixels: float32 tensor [n_ok, 3, S, S], values in [0, 255], for the inputs that decoded
+            (see :func:`imgsent.transforms.load_pixels`).
         ok: For every input, whether it decoded; ``pixels`` rows follow the True entries.
         errors: For every input, ``None`` or the reason it failed.
         indices: For every input, its row index (training) or its position in the stream (prediction).
+        sizes: For every input, ``(width, height)`` as displayed, or ``None`` if it failed.
     """
 
     sources: list[str]
@@ -58,6 +62,7 @@ class DecodedBatch:
     ok: list[bool]
     errors: list[str | None]
     indices: torch.Tensor
+    sizes: list[tuple[int, int] | None]
 
     @property
     def mask(self) -> torch.Tensor:
@@ -83,7 +88,7 @@ class Augment:
 
 
 class DecodeDataset(Dataset):
-    """Decodes one input to a uint8 tensor [3, S, S], or to an error message.
+    """Decodes one input to float32 pixels [3, S, S] (:func:`~imgsent.transforms.load_pixels`), or to an error message.
 
     With ``rows`` the sampler hands it row indices; without, it hands it ``(position, source)``
     pairs straight from a stream.
@@ -107,30 +112,37 @@ class DecodeDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, Any]) -> _Item:
         index, source = (key, self.rows[key]) if self.rows is not None else key  # type: ignore[index,misc]
         name = describe_source(source)
-        try:
-            # Draft decoding shrinks JPEGs while decoding; a random crop needs the full image.
-            exact = self.augment or not self.cfg.jpeg_draft  # a random crop or a faithful port needs every pixel
-            draft = None if exact else (self.cfg.image_size, self.cfg.image_size)
-            image = load_image(source, max_pixels=self.max_pixels, draft_size=draft)
-            if self.augment is not None:
-                generator = torch.Generator().manual_seed(mix_seed(self.augment.seed, self.augment.epoch, index))
-                image = random_resized_crop_flip(image, generator, scale=self.augment.scale)
-            return index, name, preprocess(image, self.cfg), None
-        except ImgsentError as exc:
-            return index, name, None, str(exc)
-        except Exception as exc:  # a decoder bug must not end a million-image run
-            return index, name, None, f"{name}: unexpected {type(exc).__name__}: {exc}"
+        crop = None
+        if self.augment is not None:
+            generator = torch.Generator().manual_seed(mix_seed(self.augment.seed, self.augment.epoch, index))
+            crop = functools.partial(random_resized_crop_flip, generator=generator, scale=self.augment.scale)
+        pixels, size, error = decode_or_error(source, self.cfg, self.max_pixels, crop=crop)
+        return index, name, pixels, error, size
+
+
+def decode_or_error(
+    source: Any, cfg: PreprocessConfig, max_pixels: int, *, crop: Callable[[Image.Image], Image.Image] | None = None
+) -> tuple[torch.Tensor | None, tuple[int, int] | None, str | None]:
+    """:func:`~imgsent.transforms.load_pixels`, with any failure turned into its message: ``(pixels, size, error)``."""
+    try:
+        pixels, size = load_pixels(source, cfg, max_pixels=max_pixels, crop=crop)
+        return pixels, size, None
+    except ImgsentError as exc:
+        return None, None, str(exc)
+    except Exception as exc:  # a decoder bug must not end a million-image run
+        return None, None, f"{describe_source(source)}: unexpected {type(exc).__name__}: {exc}"
 
 
 def collate(items: list[_Item]) -> DecodedBatch:
     """Stack the decoded inputs of one batch; failed inputs keep their place with ``ok`` False."""
-    tensors = [t for _, _, t, _ in items if t is not None]
+    tensors = [t for _, _, t, _, _ in items if t is not None]
     return DecodedBatch(
-        sources=[name for _, name, _, _ in items],
-        pixels=torch.stack(tensors) if tensors else torch.empty(0, dtype=torch.uint8),
-        ok=[t is not None for _, _, t, _ in items],
-        errors=[err for _, _, _, err in items],
-        indices=torch.tensor([i for i, _, _, _ in items], dtype=torch.long),
+        sources=[name for _, name, _, _, _ in items],
+        pixels=torch.stack(tensors) if tensors else torch.empty(0),
+        ok=[t is not None for _, _, t, _, _ in items],
+        errors=[err for _, _, _, err, _ in items],
+        indices=torch.tensor([i for i, _, _, _, _ in items], dtype=torch.long),
+        sizes=[size for _, _, _, _, size in items],
     )
 
 
@@ -167,8 +179,11 @@ def mp_context() -> str:
     return "fork" if sys.platform.startswith("linux") and not cuda_live else "spawn"
 
 
-class _StreamBatches:
-    """Lazily cut an iterable of sources into lists of ``(position, source)``; the loader pulls on demand."""
+class StreamBatches:
+    """Lazily cut an iterable of sources into lists of ``(position, source)``; the loader pulls on demand.
+
+    The batch sampler of every streaming loader (:func:`iter_batches` and the GPU decoder's byte reader).
+    """
 
     def __init__(self, sources: Iterable[Any], batch_size: int) -> None:
         self._sources = sources
@@ -210,7 +225,7 @@ def iter_batches(
         ([False], torch.Size([0]))
     """
     dataset = DecodeDataset(cfg, max_pixels=max_pixels)
-    yield from make_loader(dataset, _StreamBatches(sources, batch_size), workers=workers, pin_memory=pin_memory,
+    yield from make_loader(dataset, StreamBatches(sources, batch_size), workers=workers, pin_memory=pin_memory,
                            prefetch=prefetch)
 
 
@@ -226,7 +241,7 @@ def iter_row_batches(
     """Decode fixed batches of row indices of ``paths``, for training and feature extraction.
 
     Yields:
-        ``(row indices [n], uint8 pixels [k, 3, S, S], decoded mask [n])`` per batch; pixel rows
+        ``(row indices [n], float32 pixels [k, 3, S, S], decoded mask [n])`` per batch; pixel rows
         follow the True entries of the mask.
     """
     dataset = DecodeDataset(cfg, rows=paths, augment=augment)

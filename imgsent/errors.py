@@ -53,8 +53,23 @@ class InputNotFoundError(ImgsentError, FileNotFoundError):
     """Input paths (files, folders or glob patterns) match nothing on disk."""
 
 
+class OutputNotWritableError(ImgsentError, PermissionError):
+    """An output path cannot be written: a directory where a file is expected (or the reverse),
+    a parent that is a file, or a folder without write permission."""
+
+
 class ResumeMismatchError(ImgsentError, ValueError):
     """An output file cannot be resumed safely: other format, model, revision, dtype or protocol."""
+
+
+class OutputExistsError(ImgsentError, FileExistsError):
+    """A results file already holds rows, and the run was asked neither to resume nor to overwrite it."""
+
+
+class OutputFormatError(ImgsentError, ValueError):
+    """An output file's extension names no results format (csv, jsonl), and none was given."""
+
+
 
 
 class ConversionError(ImgsentError, ValueError):

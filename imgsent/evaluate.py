@@ -48,15 +48,15 @@ class SubsetMetrics:
     Attributes:
         name: ``"all"`` or ``"agree>=K"``.
         n: Images scored (unreadable ones excluded; see ``EvaluationReport.errors``).
-        accuracy: Fraction correct.
-        macro_f1: Mean of the per-class F1.
+        accuracy: Fraction correct; ``None`` when ``n`` is 0 (nothing was measured).
+        macro_f1: Mean of the per-class F1; ``None`` when ``n`` is 0.
         confusion: ``confusion[true][pred]`` counts over the protocol's classes.
     """
 
     name: str
     n: int
-    accuracy: float
-    macro_f1: float
+    accuracy: float | None
+    macro_f1: float | None
     confusion: dict[str, dict[str, int]]
 
 
@@ -92,8 +92,13 @@ class EvaluationReport:
         """The report as indented JSON."""
         return json.dumps(dataclasses.asdict(self), indent=2)
 
-    def accuracy(self, subset: str = "all") -> float:
-        """Accuracy of a subset by name, e.g. ``"agree>=5"``.
+    @property
+    def scored(self) -> int:
+        """Images scored in ``all``: 0 when no image could be read (every metric is then ``None``)."""
+        return self.subsets[0].n if self.subsets else 0
+
+    def accuracy(self, subset: str = "all") -> float | None:
+        """Accuracy of a subset by name, e.g. ``"agree>=5"``; ``None`` when the subset scored no image.
 
         Raises:
             UnknownSubsetError: The report has no subset of that name; the message lists them.
@@ -218,18 +223,17 @@ def evaluate_labels(
     return report
 
 
-def binary_metrics(name: str, truths: list[str], preds: list[str]) -> SubsetMetrics:
-    """Accuracy, macro-F1 and confusion matrix for negative/positive labels."""
-    return class_metrics(name, truths, preds, POLARITIES)
-
-
 def class_metrics(name: str, truths: list[str], preds: list[str], classes: tuple[str, ...]) -> SubsetMetrics:
     """Accuracy, macro-F1 (mean per-class F1) and confusion matrix over ``classes``.
+
+    With no rows, accuracy and macro-F1 are ``None``: nothing was measured, which is not 0 %.
 
     Example:
         >>> m = class_metrics("all", ["negative", "neutral", "positive"], ["negative", "positive", "positive"], LABELS)
         >>> m.accuracy, round(m.macro_f1, 3), m.confusion["neutral"]
         (0.6666666666666666, 0.556, {'negative': 0, 'neutral': 0, 'positive': 1})
+        >>> class_metrics("agree>=5", [], [], LABELS).accuracy is None
+        True
     """
     confusion = {t: {p: 0 for p in classes} for t in classes}
     for truth, pred in zip(truths, preds):
@@ -242,4 +246,6 @@ def class_metrics(name: str, truths: list[str], preds: list[str], classes: tuple
         fp = sum(confusion[o][cls] for o in classes if o != cls)
         fn = sum(confusion[cls][o] for o in classes if o != cls)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return SubsetMetrics(name, n, correct / n if n else 0.0, sum(f1s) / len(classes), confusion)
+    if not n:
+        return SubsetMetrics(name, 0, None, None, confusion)
+    return SubsetMetrics(name, n, correct / n, sum(f1s) / len(classes), confusion)

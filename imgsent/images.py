@@ -1,9 +1,10 @@
 """Decode one input (path, bytes, PIL image, array or tensor) into an RGB PIL image.
 
-:func:`load_image` is the single entry point every other part of imgsent uses to
-read pixels. It never crashes on bad input and never blocks: any file or value
-that cannot become an image raises :class:`~imgsent.errors.ImageDecodeError`
-whose message names the input and the reason.
+:func:`decode_image` (and :func:`load_image`, its image alone) is how imgsent reads
+pixels; :func:`imgsent.transforms.load_pixels` builds the model's input on it. It never
+crashes on bad input and never blocks: any file or value that cannot become an image
+raises :class:`~imgsent.errors.ImageDecodeError` whose message names the input and the
+reason.
 
 Rules applied to every input:
 
@@ -45,7 +46,7 @@ from imgsent.pixels import check_pixels, from_array, from_pil, from_tensor, to_r
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "describe_source", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageSource", "decode_image", "describe_source", "load_image"]
 
 DEFAULT_MAX_PIXELS: int = 89_478_485
 """Largest accepted ``width * height`` (about 89.5 MP, 9459 x 9459).
@@ -109,7 +110,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """Decode one input into a new RGB :class:`PIL.Image.Image`.
+    """Decode one input into a new RGB :class:`PIL.Image.Image` (the image of :func:`decode_image`).
 
     Args:
         source: A file path (``str`` or ``os.PathLike``); encoded file bytes
@@ -142,6 +143,30 @@ def load_image(
         >>> image.mode, image.size
         ('RGB', (64, 48))
     """
+    return decode_image(source, max_pixels=max_pixels, draft_size=draft_size)[0]
+
+
+def decode_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode one input into a new RGB image, and say how large the image is at full resolution.
+
+    Arguments, rules and errors are those of :func:`load_image`.
+
+    Returns:
+        ``(image, (width, height))``: the RGB image (smaller than the file when ``draft_size``
+        let a JPEG decode at a reduced scale) and the size of the whole image as displayed
+        (EXIF orientation applied), which is the image's own size for every other input.
+
+    Example:
+        >>> import numpy as np
+        >>> image, size = decode_image(np.zeros((48, 64, 3), dtype=np.uint8))
+        >>> image.size, size
+        ((64, 48), (64, 48))
+    """
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise InvalidConfigError(
             f"max_pixels must be a positive int, got {max_pixels!r}; the default is {DEFAULT_MAX_PIXELS}."
@@ -163,20 +188,26 @@ def load_image(
         if not data:
             raise ImageDecodeError(f"Cannot decode {name}: the data is empty.")
         return _decode_stream(io.BytesIO(data), name, max_pixels, draft)
+    image: Image.Image | None = None
     if isinstance(source, Image.Image):
-        return from_pil(source, describe_source(source), max_pixels)
-    if isinstance(source, np.ndarray):
-        return from_array(source, describe_source(source), "HWC", max_pixels)
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(source, torch.Tensor):
-        return from_tensor(source, describe_source(source), max_pixels)
+        image = from_pil(source, describe_source(source), max_pixels)
+    elif isinstance(source, np.ndarray):
+        image = from_array(source, describe_source(source), "HWC", max_pixels)
+    else:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(source, torch.Tensor):
+            image = from_tensor(source, describe_source(source), max_pixels)
+    if image is not None:
+        return image, image.size
     raise ImageDecodeError(
         f"Cannot load an image from {describe_source(source)}: expected a path, bytes, "
         "PIL.Image.Image, numpy.ndarray or torch.Tensor."
     )
 
 
-def _load_path(path: str | os.PathLike[str], max_pixels: int, draft: tuple[int, ...] | None) -> Image.Image:
+def _load_path(
+    path: str | os.PathLike[str], max_pixels: int, draft: tuple[int, ...] | None
+) -> tuple[Image.Image, tuple[int, int]]:
     """Open a file without following it into FIFOs/devices, then decode it."""
     name = describe_source(path)
     if not name:
@@ -219,7 +250,7 @@ def _load_path(path: str | os.PathLike[str], max_pixels: int, draft: tuple[int, 
 
 def _decode_stream(
     stream: IO[bytes], name: str, max_pixels: int, draft: tuple[int, ...] | None
-) -> Image.Image:
+) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an open binary stream; every failure becomes an ImageDecodeError."""
     try:
         with warnings.catch_warnings():
@@ -229,13 +260,14 @@ def _decode_stream(
                 if image.format in _REFUSED_FORMATS:
                     raise ImageDecodeError(f"Cannot decode image {name}: {_REFUSED_FORMATS[image.format]}.")
                 check_pixels(image.size, max_pixels, name)
+                size = _displayed_size(image)
                 # Image.open is positioned on the first frame; later frames are never read.
                 if draft is not None and image.format in ("JPEG", "MPO"):
                     image.draft("RGB", _oriented_draft(image, draft))
                 image.load()
                 with contextlib.suppress(Exception):  # malformed EXIF: keep stored orientation
                     ImageOps.exif_transpose(image, in_place=True)
-                return to_rgb(image, name)
+                return to_rgb(image, name), size
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -267,11 +299,21 @@ def _peek(stream: IO[bytes], size: int = 12) -> bytes:
         return b""
 
 
+def _quarter_turned(image: Image.Image) -> bool:
+    """Whether EXIF says the stored image is displayed turned by 90 degrees."""
+    try:
+        return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # malformed EXIF is ignored, as exif_transpose ignores it
+        return False
+
+
+def _displayed_size(image: Image.Image) -> tuple[int, int]:
+    """The size of the whole image once its EXIF orientation is applied."""
+    width, height = image.size
+    return (height, width) if _quarter_turned(image) else (width, height)
+
+
 def _oriented_draft(image: Image.Image, draft: tuple[int, ...]) -> tuple[int, int]:
     """Swap the draft size when EXIF says the stored image is rotated by 90 degrees."""
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-    except Exception:
-        orientation = 1
     width, height = draft
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return (height, width) if _quarter_turned(image) else (width, height)

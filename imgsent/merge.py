@@ -1,29 +1,28 @@
 """Join the part files of a sharded classify run into one output: the library side of ``imgsent merge``.
 
-Parts may be CSV or JSONL (told apart by extension) and the output either. A path classified in
+Parts may be CSV or JSONL (told apart by their content, read by :func:`imgsent.results.open_results`)
+and the output either. A path classified in
 two parts, or (given the input listing) a file no part classified or a row for a file that is not
 in the listing, stops the merge with a typed error that names the paths and the fix; nothing is
 written then. With the listing, rows come out in listing order, so merging the parts of a
-sharded run gives the same file as one unsharded run.
+sharded run gives the same file as one unsharded run. A sampled frame's row
+(``<file>#t=<seconds>``, see :mod:`imgsent.video_outputs`) belongs to its file and comes just
+before it; the output has the ``frames`` and ``time`` columns when a part has them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from imgsent.errors import MergeError
-from imgsent.outputs import COLUMNS, OutputFormat, infer_format
+from imgsent.errors import InputNotFoundError, MergeError, ResultsFileError
+from imgsent.outputs import OutputFormat, ResultWriter, infer_format, output_columns
+from imgsent.results import Malformed, ResultRow, open_results
 from imgsent.scan import iter_image_files
 from imgsent.video_outputs import split_frame_path
 
-_NUMERIC = frozenset({"negative", "neutral", "positive", "confidence", "time"})
 _SHOWN = 5
 
 
@@ -80,26 +79,26 @@ def merge_parts(
     if not parts:
         raise MergeError("No part files given: pass the files written by each shard, e.g. out.part-*.csv.")
     target = Path(output)
+    chosen = infer_format(target, fmt)
     if any(_same_file(target, Path(part)) for part in parts):
         raise MergeError(f"The output {str(target)!r} is also a part file; write the merge to a new file.")
     summary = MergeSummary()
-    rows: dict[str, dict[str, Any]] = {}
-    columns: list[str] = list(COLUMNS)
+    rows: dict[str, ResultRow] = {}
     seen: dict[str, str] = {}
     duplicates: list[str] = []
+    columns: set[str] = set()
     for part in parts:
-        part_rows, part_columns, torn = _read_part(Path(part))
+        part_rows, torn, part_columns = _read_part(Path(part))
+        columns.update(part_columns)
         summary.parts[str(part)] = len(part_rows)
         if torn:
             summary.torn.append(str(part))
-        columns += [c for c in part_columns if c not in columns]
         for row in part_rows:
-            path = row["path"]
-            if path in seen:
-                duplicates.append(f"{path} (in {seen[path]} and {part})")
+            if row.path in seen:
+                duplicates.append(f"{row.path} (in {seen[row.path]} and {part})")
                 continue
-            seen[path] = str(part)
-            rows[path] = row
+            seen[row.path] = str(part)
+            rows[row.path] = row
     if duplicates:
         raise MergeError(
             f"{len(duplicates)} path(s) appear more than once: {_first(duplicates)}. Parts overlap when they "
@@ -108,28 +107,33 @@ def merge_parts(
         )
     order = list(rows)
     if inputs is not None:
-        listing = list(dict.fromkeys(iter_image_files(list(inputs), recursive=recursive)))
-        known = set(listing)
-        missing = [p for p in listing if p not in rows]
-        frame_rows = _frame_rows(rows, known)
-        unexpected = [p for p in rows if p not in known and split_frame_path(p)[0] not in known]
-        if missing or unexpected:
-            problems = []
-            if missing:
-                problems.append(
-                    f"{len(missing)} input file(s) have no row: {_first(missing)} (rerun their shard with --resume)"
-                )
-            if unexpected:
-                problems.append(
-                    f"{len(unexpected)} row(s) name files outside the inputs: {_first(unexpected)} (check --inputs "
-                    "and --recursive match the classify run, with the same folder spelling)"
-                )
-            raise MergeError("; ".join(problems) + ".", missing=missing, unexpected=unexpected)
-        order = [q for p in listing for q in (*frame_rows.get(p, ()), p)]  # a file's frames, then the file
-    _write(target, infer_format(target, fmt), columns, (rows[p] for p in order))
+        order = _listing_order(rows, inputs, recursive=recursive)
+    _write(target, chosen, (rows[p] for p in order), output_columns(frames="frames" in columns, time="time" in columns))
     summary.rows = len(order)
-    summary.errors = sum(1 for p in order if rows[p].get("error") not in (None, ""))
+    summary.errors = sum(1 for p in order if not rows[p].ok)
     return summary
+
+
+def _listing_order(
+    rows: dict[str, ResultRow], inputs: Iterable[str | os.PathLike[str]], *, recursive: bool
+) -> list[str]:
+    """The input listing, checked against the rows: every file has a row and every row a file (a frame row, its file's)."""
+    listing = list(dict.fromkeys(iter_image_files(list(inputs), recursive=recursive)))
+    known = set(listing)
+    missing = [p for p in listing if p not in rows]
+    frame_rows = _frame_rows(rows, known)
+    unexpected = [p for p in rows if p not in known and split_frame_path(p)[0] not in known]
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} input file(s) have no row: {_first(missing)} (rerun their shard with --resume)")
+        if unexpected:
+            problems.append(
+                f"{len(unexpected)} row(s) name files outside the inputs: {_first(unexpected)} (check --inputs "
+                "and --recursive match the classify run, with the same folder spelling)"
+            )
+        raise MergeError("; ".join(problems) + ".", missing=missing, unexpected=unexpected)
+    return [q for p in listing for q in (*frame_rows.get(p, ()), p)]  # a file's frames, then the file
 
 
 def _frame_rows(rows: Iterable[str], known: set[str]) -> dict[str, list[str]]:
@@ -154,63 +158,30 @@ def _first(items: Sequence[str]) -> str:
     return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def _read_part(path: Path) -> tuple[list[dict[str, Any]], list[str], bool]:
-    """Rows (values typed as in JSONL), the columns, and whether a torn last line was dropped."""
+def _read_part(path: Path) -> tuple[list[ResultRow], bool, tuple[str, ...]]:
+    """A part's rows, whether a torn last line (a killed write) was left out, and its columns."""
+    malformed: list[Malformed] = []
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MergeError(f"Cannot read part file {str(path)!r}: {exc.strerror or exc}.") from None
-    end = data.rfind(b"\n") + 1
-    torn = end != len(data)
-    text = data[:end].decode("utf-8", errors="surrogateescape")
-    if infer_format(path, None) == "jsonl":
-        rows = []
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise MergeError(f"{str(path)!r} line {number} is not JSON: {line[:80]!r}.") from None
-            if not isinstance(row, dict) or not isinstance(row.get("path"), str):
-                raise MergeError(f"{str(path)!r} line {number} has no 'path': {line[:80]!r}.")
-            rows.append(row)
-        return rows, [c for row in rows[:1] for c in row], torn
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None and not text:
-        return [], [], torn
-    if reader.fieldnames is None or "path" not in reader.fieldnames:
-        raise MergeError(f"{str(path)!r} is not a classify CSV: its header {reader.fieldnames} has no 'path' column.")
-    return [_typed(row) for row in reader], list(reader.fieldnames), torn
+        results = open_results(path)
+        rows = results.read_rows(malformed)
+    except (InputNotFoundError, ResultsFileError, OSError) as exc:
+        raise MergeError(f"Cannot read part file {str(path)!r}: {exc}") from None
+    if malformed:
+        first = malformed[0]
+        raise MergeError(
+            f"{str(path)!r} line {first.line} is not a valid row ({first.reason})"
+            + (f", and {len(malformed) - 1} more lines" if len(malformed) > 1 else "")
+            + ". Fix or remove those lines, or rerun that shard."
+        )
+    return rows, results.torn > 0, results.columns
 
 
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value == "" or value is None:
-            out[key] = None
-        elif key in _NUMERIC:
-            out[key] = float(value)
-        elif key == "frames":
-            out[key] = int(float(value))
-        else:
-            out[key] = value
-    return out
-
-
-def _write(target: Path, fmt: OutputFormat, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
+def _write(target: Path, fmt: OutputFormat, rows: Iterable[ResultRow], columns: Sequence[str]) -> None:
     """Write to a temporary file and rename, so a failed merge never leaves a half file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
     with open(temporary, "w", encoding="utf-8", newline="", errors="surrogateescape") as stream:
-        if fmt == "csv":
-            writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-        else:
-            for row in rows:
-                stream.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
+        ResultWriter(stream, fmt, write_header=True, columns=columns).write(rows)
     os.replace(temporary, target)
 
 

@@ -19,7 +19,8 @@ from imgsent.errors import ImageDecodeError
 if TYPE_CHECKING:
     import torch
 
-_WHITE = (255, 255, 255)
+ALPHA_BACKGROUND = (255, 255, 255)
+"""Transparent pixels are composited on this colour (white)."""
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _FLOAT_TOLERANCE = 1e-3
 
@@ -61,7 +62,7 @@ def to_rgb(image: Image.Image, name: str) -> Image.Image:
         mode = "LA"
     if mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, _WHITE)
+        background = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     if mode.startswith("I;16"):

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
 from imgsent.data import DecodedBatch, iter_batches
-from imgsent.engines import Backend, load_engine
+from imgsent.config import ModelConfig
+from imgsent.engines import Backend, describe_engine, load_engine
+from imgsent.engines.base import weights_numel
 from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
-from imgsent.errors import InvalidConfigError
+from imgsent.explain import Explanation, check_target, explain_batch, float_network
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
-from imgsent.outputs import Prediction, check_min_confidence, labelled
+from imgsent.options import PredictOptions, with_predict_options
+from imgsent.outputs import Prediction, labelled
 from imgsent.runtime import (
     DeviceLike,
     DtypeLike,
@@ -33,11 +35,32 @@ _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT
 
 
 class Predictor(VideoMethods):
-    """Predict image polarity with a loaded model.
+    """Predict image polarity with a loaded model: load once, then preprocess -> forward -> postprocess in batches.
 
-    Load once with :meth:`from_pretrained`, then call :meth:`predict` on lists of images or
-    :meth:`iter_predict` on streams too large for memory. Inputs may be paths, bytes,
-    PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
+    Build one with :meth:`from_pretrained` (a known name, a Hub repo id or a folder), or from a
+    loaded :class:`~imgsent.models.sentiment.SentimentModel` or a model folder. Then call
+    :meth:`predict` on lists of images or :meth:`iter_predict` on streams too large for memory.
+    Inputs may be paths, bytes, PIL images, HWC numpy arrays or CHW torch tensors, mixed freely.
+    Every predict method takes the options of :class:`~imgsent.options.PredictOptions` as keywords.
+
+    Args:
+        model: A loaded :class:`~imgsent.models.sentiment.SentimentModel`, or a folder with
+            ``config.json`` and ``model.safetensors`` (an engine whose export is cached then
+            never builds the torch network).
+        device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
+        dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
+            ``"bfloat16"`` or ``"float16"``.
+        backend: ``"auto"`` (the fastest engine that is exact for this device and dtype:
+            OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs), ``"torch"``,
+            ``"onnxruntime"`` or ``"openvino"``.
+        name: Where the model came from, for ``repr`` and run records. Default: ``"custom"``
+            for a loaded model, the folder path for a folder.
+        revision: The Hub commit the weights came from; ``None`` for bundled and local models.
+
+    Raises:
+        InvalidConfigError: Bad device, dtype or backend (the message lists the valid ones).
+        MissingExtraError: The backend's package is not installed.
+        ModelNotFoundError: The folder lacks ``config.json`` or ``model.safetensors``.
 
     Example:
         >>> predictor = Predictor.from_pretrained(device="cpu", backend="torch")  # the bundled model, offline
@@ -49,35 +72,43 @@ class Predictor(VideoMethods):
 
     def __init__(
         self,
-        model: SentimentModel,
+        model: SentimentModel | str | os.PathLike[str],
         *,
         device: DeviceLike = "auto",
         dtype: DtypeLike = "auto",
         backend: Backend = "auto",
-        name: str = "custom",
+        name: str | None = None,
         revision: str | None = None,
     ) -> None:
-        self.name = name
+        """Build the engine for ``model`` on ``device`` (see the class docstring for the arguments)."""
+        loaded = model if isinstance(model, SentimentModel) else None
+        self.name = name or ("custom" if loaded is not None else str(model))
         """Where the model came from: ``"default"``, a known name, a Hub repo id or a folder path."""
         self.revision = revision
         """The Hub commit the weights were loaded from; ``None`` for bundled and local models."""
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.config = model.config
+        self.requested_backend = backend
+        """The ``backend`` asked for (``"auto"`` by default); :attr:`backend` is the engine it resolved to."""
         self.engine = load_engine(model, backend=backend, device=self.device, dtype=self.dtype)
         self.backend = self.engine.name
-        self._model: SentimentModel | None = model
-        self._folder: Path | None = None
+        self._model: SentimentModel | None = loaded or getattr(self.engine, "model", None)
+        self._folder: Path | None = None if loaded is not None else Path(model)
+        self.config = self._model.config if self._model is not None else ModelConfig.load(self._folder)  # type: ignore[arg-type]
         # Light models spend as long decoding as computing: on CPU they give the workers their own cores.
-        self._light = sum(p.numel() for p in model.parameters()) < _LIGHT_MODEL_PARAMS
+        self._light = weights_numel(self._model if self._model is not None else self._folder) < _LIGHT_MODEL_PARAMS  # type: ignore[arg-type]
 
     @property
     def model(self) -> SentimentModel:
         """The torch model (loaded on first access when a cached ONNX export made it unnecessary)."""
         if self._model is None:
-            assert self._folder is not None
-            self._model = SentimentModel.from_folder(self._folder)
+            self._model = SentimentModel.from_folder(self._folder)  # type: ignore[arg-type]
         return self._model
+
+    @property
+    def engine_description(self) -> str:
+        """The engine for a run's header, with how to install a faster one when ``"auto"`` had to settle."""
+        return describe_engine(self.backend, device=self.device, dtype=self.dtype, requested=self.requested_backend)
 
     @classmethod
     def from_pretrained(
@@ -92,7 +123,7 @@ class Predictor(VideoMethods):
         dtype: DtypeLike = "auto",
         backend: Backend = "auto",
     ) -> Predictor:
-        """Load a model and wrap it for prediction.
+        """Find a model, then build a :class:`Predictor` on its folder.
 
         Args:
             model: ``None`` for the default model shipped in the package; a known name; a local
@@ -101,12 +132,9 @@ class Predictor(VideoMethods):
             cache_dir: Hub cache folder.
             token: Hub token for private repos.
             local_files_only: Use only the local cache (also ``HF_HUB_OFFLINE=1``).
-            device: ``"auto"`` (cuda, then mps, then cpu), or a torch device string.
-            dtype: ``"auto"`` (bf16/fp16 autocast on CUDA, float32 elsewhere), ``"float32"``,
-                ``"bfloat16"`` or ``"float16"``.
-            backend: ``"auto"`` (the fastest installed engine that is exact for this device and
-                dtype: OpenVINO, then ONNX Runtime, then PyTorch on CPU; PyTorch on GPUs),
-                ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
+            device: As in :class:`Predictor`.
+            dtype: As in :class:`Predictor`.
+            backend: As in :class:`Predictor`.
 
         Returns:
             A ready :class:`Predictor`.
@@ -120,23 +148,16 @@ class Predictor(VideoMethods):
             >>> predictor.device, predictor.config.architecture.name
             (device(type='cpu'), 'efficientnet_lite0')
         """
-        from imgsent.engines.folder import engine_for_folder, weights_numel
+        from imgsent.convert.paper import CONVERTER
         from imgsent.hub import resolve_model_dir
         from imgsent.hub.names import model_display_name, snapshot_commit
 
         folder = Path(resolve_model_dir(
-            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+            model, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            convert=CONVERTER,
         ))
-        self = cls.__new__(cls)
-        self.name, self.revision = model_display_name(model), snapshot_commit(folder, revision)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.engine, self.config, self._model = engine_for_folder(  # type: ignore[assignment]
-            folder, backend=backend, device=self.device, dtype=self.dtype
-        )
-        self.backend, self._folder = self.engine.name, folder
-        self._light = weights_numel(folder) < _LIGHT_MODEL_PARAMS
-        return self
+        return cls(folder, device=device, dtype=dtype, backend=backend, name=model_display_name(model),
+                   revision=snapshot_commit(folder, revision))
 
     def __repr__(self) -> str:
         """``Predictor(model='default', device='cpu', dtype='float32', engine='torch')``, plus the revision when known."""
@@ -144,35 +165,27 @@ class Predictor(VideoMethods):
         dtype = str(self.dtype).removeprefix("torch.")
         return f"Predictor(model={self.name!r}{revision}, device={str(self.device)!r}, dtype={dtype!r}, engine={self.backend!r})"
 
+    @with_predict_options
     def predict(
-        self,
-        images: ImageSource | Sequence[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: ImageSource | Sequence[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> list[Prediction]:
         """Predict the polarity of a list of images.
 
         Args:
             images: One image or a list of images (paths, bytes, PIL images, arrays, tensors).
-            batch_size: Images per forward pass. Default 32.
-            workers: Decoding processes. ``None`` picks a good number for the device; 0 decodes
-                in this process (best for a handful of in-memory images).
-            binary: Drop the neutral output and compare negative with positive (the paper's
-                evaluation protocol). Probabilities are still all three.
-            tta: Average the probabilities of each image and its horizontal mirror. Default False.
-            max_pixels: Inputs with more pixels are refused as decompression bombs.
-            min_confidence: Predictions whose calibrated confidence is below it get the label
-                ``"uncertain"`` (probabilities and confidence kept). Default 0: never.
+            options: A whole :class:`~imgsent.options.PredictOptions`. Default: its defaults.
+            **overrides: Any :class:`~imgsent.options.PredictOptions` field, by name:
+                ``batch_size`` (32), ``workers`` (``None``: automatic; with no more images than
+                ``batch_size``, 0), ``binary`` (False), ``tta`` (False), ``max_pixels`` and
+                ``min_confidence`` (0.0).
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
             read gets a prediction with ``error`` set instead of raising. A video or animation
             gets a :class:`~imgsent.VideoPrediction`, the mean of 8 frames (:meth:`predict_video`).
+
+        Raises:
+            InvalidConfigError: An unknown option or a bad value (checked before any work).
 
         Example:
             >>> predictor = Predictor.from_pretrained(device="cpu", dtype="float32")
@@ -180,24 +193,15 @@ class Predictor(VideoMethods):
             [Prediction(source='examples/images/coffee_cup.jpg', label='positive', negative=0.1149..., neutral=..., positive=0.8850..., error=None, confidence=0.8850...),
              Prediction(source='missing.jpg', label=None, negative=None, neutral=None, positive=None, error="Cannot open image 'missing.jpg': no such file.", confidence=None)]
         """
+        opts = PredictOptions.build(options, **overrides)
         images = _as_list(images)
-        if workers is None and len(images) <= batch_size:
-            workers = 0  # starting processes costs more than decoding a handful of images
-        return list(
-            self.iter_predict(images, batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
-                              min_confidence=min_confidence)
-        )
+        if opts.workers is None and len(images) <= opts.batch_size:
+            opts = dataclasses.replace(opts, workers=0)  # starting processes costs more than decoding a handful of images
+        return list(self.iter_predict(images, options=opts))
 
+    @with_predict_options
     def iter_predict(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: Iterable[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> Iterator[Prediction]:
         """Stream predictions for an iterable of any length, in input order, with bounded memory.
 
@@ -221,99 +225,106 @@ class Predictor(VideoMethods):
             examples/images/hubble_extreme_deep_field.jpg positive
             examples/images/photographer_grayscale.jpg positive
         """
-        yield from iter_in_order(self, images, batch_size=batch_size, workers=workers, binary=binary, tta=tta,
-                                 max_pixels=max_pixels, min_confidence=min_confidence)  # videos: VideoPrediction
+        # checked now; a video or animation path gets its VideoPrediction in its place
+        return iter_in_order(self, images, PredictOptions.build(options, **overrides))
 
+    @with_predict_options
     def iter_predict_batches(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
-        binary: bool = False,
-        tta: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, images: Iterable[ImageSource], *, options: PredictOptions | None = None, **overrides: Any
     ) -> Iterator[list[Prediction]]:
         """The whole pipeline, batch by batch: decode -> forward -> postprocess.
 
         Callers that write or count results per batch (``classify``, ``evaluate``) use this;
-        arguments are as in :meth:`predict`.
+        arguments are as in :meth:`predict`, and are checked when it is called.
 
         Yields:
             One list of up to ``batch_size`` :class:`~imgsent.Prediction` records per batch, in input order.
         """
-        check_min_confidence(min_confidence)
-        workers = self._workers(workers)
+        opts = PredictOptions.build(options, **overrides)  # checked now, before the first batch is asked for
+        return (predictions for _, predictions in self._predicted_batches(images, opts))
+
+    def _predicted_batches(
+        self, images: Iterable[ImageSource], opts: PredictOptions
+    ) -> Iterator[tuple[DecodedBatch, list[Prediction]]]:
+        """The one pipeline: decode -> forward -> postprocess, yielding each batch with its predictions."""
+        workers = self._workers(opts.workers)
         threads = compute_threads(self.device, workers, light=self._light, engine=self.backend)
-        for batch in self.iter_batches(images, batch_size=batch_size, workers=workers, max_pixels=max_pixels):
+        for batch in self.iter_batches(images, batch_size=opts.batch_size, workers=workers, max_pixels=opts.max_pixels):
             with capped_threads(threads, self.engine):  # scoped to the compute; the previous count is restored
                 probs = self.forward(batch)
-                if tta and probs.shape[0]:
+                if opts.tta and probs.shape[0]:
                     probs = (probs + self.forward(dataclasses.replace(batch, pixels=batch.pixels.flip(-1)))) / 2
-            yield self.postprocess(batch, probs, binary=binary, min_confidence=min_confidence)
+            yield batch, self.postprocess(batch, probs, binary=opts.binary, min_confidence=opts.min_confidence)
 
-    def explain(self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None) -> list[np.ndarray]:
-        """Where the model looked: one saliency map per image (Grad-CAM; ``pip install 'imgsent[explain]'``).
+    @with_predict_options
+    def explain(
+        self, images: ImageSource | Sequence[ImageSource], *, target: str | None = None,
+        options: PredictOptions | None = None, **overrides: Any,
+    ) -> list[Explanation]:
+        """Predict and show where the model looked: one Grad-CAM map per image (``pip install 'imgsent[explain]'``).
 
         Args:
             images: One image or a list (paths, bytes, PIL images, arrays, tensors).
-            target: ``"negative"``, ``"neutral"`` or ``"positive"``; ``None`` (default) explains
-                each image's predicted label.
+            target: ``"negative"``, ``"neutral"``, ``"positive"``, or ``None`` (default) for each
+                image's most probable label.
+            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
 
         Returns:
-            One float32 array [height, width] in [0, 1] per image, at the image's own size.
+            One :class:`~imgsent.explain.Explanation` per input, in order: ``.prediction`` is the
+            :class:`~imgsent.Prediction` that :meth:`predict` gives for that input (same decoding,
+            engine and probabilities) and ``.heatmap`` a float32 array ``[height, width]`` in
+            [0, 1] at the image's displayed size (``None`` for an input that cannot be read).
 
         Raises:
-            ImageDecodeError: An input cannot be decoded.
             ExplainError: ``target`` is not a label, or the architecture has no explanation method.
             MissingExtraError: ``grad-cam`` is not installed.
 
         Example:
-            >>> [m.shape for m in predictor.explain("examples/images/coffee_cup.jpg")]  # doctest: +SKIP
-            [(427, 640)]
+            >>> (item,) = predictor.explain("examples/images/coffee_cup.jpg")  # doctest: +SKIP
+            >>> item.prediction.label, item.heatmap.shape  # doctest: +SKIP
+            ('positive', (427, 640))
         """
-        from imgsent.explain import explain_maps
+        opts = PredictOptions.build(options, **overrides)
+        images = _as_list(images)
+        if opts.workers is None and len(images) <= opts.batch_size:
+            opts = dataclasses.replace(opts, workers=0)  # starting processes costs more than decoding a handful of images
+        return list(self.iter_explain(images, target=target, options=opts))
 
-        return explain_maps(self, _as_list(images), target=target)
+    @with_predict_options
+    def iter_explain(
+        self, images: Iterable[ImageSource], *, target: str | None = None,
+        options: PredictOptions | None = None, **overrides: Any,
+    ) -> Iterator[Explanation]:
+        """Stream :meth:`explain`: the batches and predictions of :meth:`iter_predict_batches`, then
+        Grad-CAM once on each batch's pixels."""
+        check_target(target)
+        opts = PredictOptions.build(options, **overrides)
+        network = None
+        for batch, predictions in self._predicted_batches(images, opts):
+            network = network or float_network(self.model.net)
+            yield from explain_batch(network, self.config, batch, predictions, target=target)
 
     def iter_batches(
-        self,
-        images: Iterable[ImageSource],
-        *,
-        batch_size: int = 32,
-        workers: int | None = None,
+        self, images: Iterable[ImageSource], *, batch_size: int = 32, workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
         """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
-        if batch_size < 1:
-            raise InvalidConfigError(f"batch_size must be >= 1, got {batch_size}.")
-        if gpu_decode_supported(self.config.preprocess, self.device):  # nvJPEG, per-file CPU fallback
-            return iter_gpu_batches(
-                images, self.config.preprocess, batch_size=batch_size, workers=self._workers(workers),
-                device=self.device, max_pixels=max_pixels,
-            )
-        return iter_batches(
-            images,
-            self.config.preprocess,
-            batch_size=batch_size,
-            workers=self._workers(workers),
-            pin_memory=self.device.type == "cuda",
-            max_pixels=max_pixels,
-        )
+        PredictOptions(batch_size=batch_size, workers=workers, max_pixels=max_pixels)  # the one validation
+        cfg, workers = self.config.preprocess, self._workers(workers)
+        if gpu_decode_supported(cfg, self.device):  # nvJPEG, per-file CPU fallback
+            return iter_gpu_batches(images, cfg, batch_size=batch_size, workers=workers, device=self.device, max_pixels=max_pixels)
+        return iter_batches(images, cfg, batch_size=batch_size, workers=workers, pin_memory=self.device.type == "cuda",
+                            max_pixels=max_pixels)
 
     def _workers(self, workers: int | None) -> int:
-        """The decoding workers to use: the caller's choice, checked, or the runtime default."""
-        if workers is None:
-            return default_workers(self.device, self.backend)
-        if workers < 0:
-            raise InvalidConfigError(f"workers must be >= 0, got {workers}.")
-        return workers
+        """The decoding workers to use: the caller's choice (checked by :class:`PredictOptions`) or the runtime default."""
+        return default_workers(self.device, self.backend) if workers is None else workers
 
     def forward(self, batch: DecodedBatch) -> torch.Tensor:
         """Run the engine on a decoded batch; returns calibrated probabilities [n_ok, 3] on CPU in float32.
 
-        The engines divide the logits by the model's ``config.temperature`` before the softmax.
+        Every engine ends in :class:`~imgsent.engines.torch_engine.Calibrated` (PyTorch runs it,
+        the ONNX export is traced from it), the one place ``config.temperature`` is applied.
         """
         if batch.pixels.shape[0] == 0:
             return torch.empty(0, 3)
@@ -325,14 +336,9 @@ class Predictor(VideoMethods):
     ) -> list[Prediction]:
         """Turn probabilities and decode errors into :class:`~imgsent.Prediction` records, in order."""
         rows = iter(probs.tolist())
-        out: list[Prediction] = []
-        for source, ok, error in zip(batch.sources, batch.ok, batch.errors):
-            if not ok:
-                out.append(Prediction.failed(source, error or "unknown error"))
-                continue
-            neg, neu, pos = next(rows)
-            out.append(labelled(source, (neg, neu, pos), binary=binary, min_confidence=min_confidence))
-        return out
+        return [labelled(source, tuple(next(rows)), binary=binary, min_confidence=min_confidence) if ok  # type: ignore[arg-type]
+                else Prediction.failed(source, error or "unknown error")
+                for source, ok, error in zip(batch.sources, batch.ok, batch.errors)]
 
 
 def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
@@ -345,47 +351,3 @@ def _as_list(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor)):
         return [images]
     return list(images)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_predictor(model: str | None, revision: str | None, device: str, dtype: str, backend: str) -> Predictor:
-    return Predictor.from_pretrained(model, revision=revision, device=device, dtype=dtype, backend=backend)  # type: ignore[arg-type]
-
-
-def predict(
-    images: ImageSource | Sequence[ImageSource],
-    *,
-    model: str | os.PathLike[str] | None = None,
-    revision: str | None = None,
-    device: str = "auto",
-    dtype: str = "auto",
-    backend: str = "auto",
-    batch_size: int = 32,
-    workers: int | None = None,
-    binary: bool = False,
-) -> list[Prediction]:
-    """Predict image polarity in one call; the loaded model is cached for later calls.
-
-    Args:
-        images: One image or a list: paths, bytes, PIL images, HWC arrays or CHW tensors.
-        model: ``None`` for the default model shipped in the package, a known name, a local
-            folder or a Hub repo id.
-        revision: Hub branch, tag or commit sha.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``...
-        dtype: ``"auto"`` (float32 on CPU), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-        backend: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        batch_size: Images per forward pass.
-        workers: Decoding processes (``None``: automatic).
-        binary: Drop neutral and compare negative with positive (the paper's protocol).
-
-    Returns:
-        One :class:`~imgsent.Prediction` per input, in order; unreadable inputs carry ``error``.
-
-    Example:
-        >>> import imgsent
-        >>> imgsent.predict("examples/images/coffee_cup.jpg")[0].label
-        'positive'
-    """
-    key = None if model is None else str(model)
-    predictor = _cached_predictor(key, revision, str(device), str(dtype), str(backend))
-    return predictor.predict(images, batch_size=batch_size, workers=workers, binary=binary)

@@ -7,6 +7,7 @@ All three are plain dict literals; nothing registers itself at import time.
   record type to its builder, so no code branches on a family name.
 * :data:`PRETRAINED_BACKBONES`: where ImageNet weights for a student's backbone come from.
   A weights source is not part of an architecture.
+* :data:`PAPER_RELEASES`: the authors' released Keras students, one record per file.
 * :data:`KNOWN_MODELS`: short model names and where their folders are.
 
 The network's input size is not stored here: it is the model's ``preprocess.image_size``.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from imgsent.checks import Choice, Range
 from imgsent.errors import InvalidConfigError, UnknownArchitectureError
@@ -29,6 +30,8 @@ HEAD_ARGS: dict[str, Range | Choice] = {
 """Arguments every architecture accepts: the head's hidden width, its dropout, and its GELU
 (exact, or the tanh approximation of the authors' Keras heads)."""
 MAX_PARAMETERS = 1_500_000_000
+Scale = Literal["unit", "symmetric"]
+"""How a paper student's pixels are scaled: ``x / 255`` or ``x / 127.5 - 1``."""
 
 
 @dataclass(frozen=True)
@@ -185,28 +188,89 @@ class HubModel:
         return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
 
 
+PAPER_RELEASE_URL = "https://github.com/fabiocarrara/cross-modal-visual-sentiment-analysis/releases/download/v0.1.0"
+"""Where the authors publish their Keras ``.h5`` students (a mirror may be set with ``IMGSENT_PAPER_MODELS_URL``)."""
+
+
 @dataclass(frozen=True)
 class PaperRelease:
-    """One of the authors' Keras students, downloaded from their release, converted once and cached.
+    """One set of the authors' released weights: the file, where it is, what it is, how to feed it, how good it is.
 
-    ``name`` is a key of :data:`imgsent.convert.paper.PAPER_MODELS`, which holds the file name,
-    the conversion preset and the paper-reported accuracies.
+    The ViT's sizes come from its architecture record in :data:`ARCHITECTURES`; this record holds
+    only what belongs to the weights. Models named ``paper-*`` are downloaded by :mod:`imgsent.hub`,
+    converted once by :mod:`imgsent.convert` and cached.
+
+    Args:
+        filename: Release asset, e.g. ``"ViT_B32.h5"``.
+        architecture: Key of :data:`ARCHITECTURES`, e.g. ``"vit_b32"``.
+        image_size: Input side, in pixels.
+        scale: ``"unit"`` feeds ``x / 255``; ``"symmetric"`` feeds ``x / 127.5 - 1``.
+        head_hidden: Width of the head's hidden Dense layer.
+        head_activation: The head's GELU (the tanh approximation, ``tensorflow_addons``' default).
+        layer_norm_eps: Epsilon of every LayerNorm (vit-keras uses 1e-6).
+        sha256: Hex SHA-256 of the file when known; a download that does not match is refused.
+        twitter1: Paper-reported Twitter I accuracy (%) at 5 / >=4 / >=3-agree, when reported.
+        url: Folder URL the file is served from.
+
+    Example:
+        >>> KNOWN_MODELS["paper-vit-l16"].twitter1
+        (87.8, 84.8, 81.9)
+        >>> KNOWN_MODELS["paper-vit-b32"].preset, KNOWN_MODELS["paper-vit-b32"].scale
+        ('vit-b32', 'unit')
     """
 
-    name: str
+    filename: str
+    architecture: str
+    image_size: int
+    scale: Scale = "symmetric"
+    head_hidden: int = 32
+    head_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
+    sha256: str | None = None
+    twitter1: tuple[float, float, float] | None = None
+    url: str = PAPER_RELEASE_URL
+
+    @property
+    def preset(self) -> str:
+        """The converter preset of this ViT size, e.g. ``"vit-b32"``."""
+        return self.architecture.replace("_", "-")
+
+    @property
+    def stem(self) -> str:
+        """The file name without ``.h5``, e.g. ``"ViT_B32"``."""
+        return self.filename.removesuffix(".h5")
+
+    def summary(self) -> str:
+        """One line for model listings."""
+        if self.twitter1 is None:
+            return self.filename
+        five, four, three = self.twitter1
+        return f"{self.filename} (paper-reported Twitter I: {five} / {four} / {three} % at 5 / 4 / 3-agree)"
 
     def __str__(self) -> str:
-        return f"paper release: {self.name}"
+        return f"paper release: {self.filename}"
 
+
+PAPER_RELEASES: dict[str, PaperRelease] = {
+    "ViT_L16": PaperRelease("ViT_L16.h5", "vit_l16", 384, twitter1=(87.8, 84.8, 81.9)),
+    "ViT_B16": PaperRelease("ViT_B16.h5", "vit_b16", 384, twitter1=(87.0, 83.1, 79.4)),
+    "ViT_B32": PaperRelease("ViT_B32.h5", "vit_b32", 224, scale="unit", twitter1=(86.5, 82.6, 78.9)),
+    "ViT_L32": PaperRelease("ViT_L32.h5", "vit_l32", 384, twitter1=(85.0, 82.4, 79.4)),
+    "bal_T4SA2.0": PaperRelease("bal_T4SA2.0.h5", "vit_b32", 224, scale="unit"),
+    "B-T4SA_1.0_upd_filt": PaperRelease("B-T4SA_1.0_upd_filt.h5", "vit_b32", 224, scale="unit"),
+    "bal_flat_T4SA2.0": PaperRelease("bal_flat_T4SA2.0.h5", "vit_b32", 224, scale="unit"),
+    "B-T4SA_1.0_upd": PaperRelease("B-T4SA_1.0_upd.h5", "vit_b32", 224, scale="unit"),
+}
+"""Every file of the authors' release, by file name without ``.h5``: one record per set of weights."""
 
 ModelSource = BundledModel | HubModel | PaperRelease
 
 KNOWN_MODELS: dict[str, ModelSource] = {
     "default": BundledModel("default"),
-    "paper-vit-l16": PaperRelease("paper-vit-l16"),
-    "paper-vit-b16": PaperRelease("paper-vit-b16"),
-    "paper-vit-b32": PaperRelease("paper-vit-b32"),
-    "paper-vit-l32": PaperRelease("paper-vit-l32"),
+    "paper-vit-l16": PAPER_RELEASES["ViT_L16"],
+    "paper-vit-b16": PAPER_RELEASES["ViT_B16"],
+    "paper-vit-b32": PAPER_RELEASES["ViT_B32"],
+    "paper-vit-l32": PAPER_RELEASES["ViT_L32"],
 }
 """Models known by a short name."""
 

@@ -1,63 +1,26 @@
-"""Resume safety for ``imgsent classify`` outputs: what a file already holds, and how it was made.
+"""What a results file may become in this run: created, continued (``--resume``) or replaced (``--overwrite``).
 
-Every output file gets a small sidecar, ``<output>.imgsent.json``, that records how its rows
-were made: format, model, revision, dtype, protocol and the working folder that relative paths
-are relative to. The output itself stays plain CSV or JSONL, readable by ``pandas.read_csv`` and
-``pandas.read_json(lines=True)`` with no options. A resume refuses to append rows in another
-format, or rows from another model, revision, dtype or protocol, unless forced.
+An existing results file is never replaced by accident. A run in mode ``"new"`` refuses a
+non-empty output; ``"resume"`` continues it, skipping the paths it holds, and refuses to append
+rows that would mean something else (another format, or another model, revision, dtype, engine,
+protocol, ``min_confidence``, ``frames`` or ``frame_rows``, as recorded in its :class:`~imgsent.results.RunRecord`) unless
+forced; ``"overwrite"`` replaces it. The file itself is read by :func:`imgsent.results.open_results`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from imgsent.errors import ResumeMismatchError
+from imgsent.errors import InvalidConfigError, OutputExistsError, ResultsFileError, ResumeMismatchError
 from imgsent.outputs import OutputFormat
+from imgsent.results import SIDECAR_SUFFIX, RunRecord, open_results, sidecar_path, write_record
 
-SIDECAR_SUFFIX = ".imgsent.json"
-_CHECKED = ("model", "revision", "dtype", "binary")
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """How the rows of an output file were made; stored as ``<output>.imgsent.json``.
-
-    Attributes:
-        format: ``"csv"`` or ``"jsonl"``.
-        model: ``"default"``, a known name, a Hub repo id, or the absolute path of a model folder.
-        revision: The Hub commit the model was loaded from; ``None`` for local models.
-        dtype: The compute dtype, e.g. ``"float32"``.
-        binary: Whether neutral was dropped (``--binary``).
-        cwd: The folder that relative paths in the rows are relative to.
-        imgsent_version: The imgsent version that wrote the first rows.
-
-    Example:
-        >>> record = RunRecord("csv", "default", None, "float32", False, "/data", "0.1.0")
-        >>> record.differences(RunRecord("csv", "default", None, "bfloat16", False, "/data", "0.1.0"))
-        ["dtype: 'float32' in the file, 'bfloat16' in this run"]
-    """
-
-    format: str
-    model: str
-    revision: str | None
-    dtype: str
-    binary: bool
-    cwd: str
-    imgsent_version: str
-
-    def differences(self, other: RunRecord) -> list[str]:
-        """What differs between the file's record and this run, one line per setting."""
-        return [
-            f"{name}: {getattr(self, name)!r} in the file, {getattr(other, name)!r} in this run"
-            for name in _CHECKED
-            if getattr(self, name) != getattr(other, name)
-        ]
+OutputMode = Literal["new", "resume", "overwrite"]
+MODES: tuple[OutputMode, ...] = ("new", "resume", "overwrite")
 
 
 @dataclass(frozen=True)
@@ -67,18 +30,16 @@ class ResumeState:
     Attributes:
         rows: Complete rows in the file.
         done: Normalised paths of those rows (see :func:`path_key`).
-        record: The file's :class:`RunRecord`, or ``None`` when it has no sidecar.
+        record: The file's :class:`~imgsent.results.RunRecord`, or ``None`` when it has no sidecar.
+        torn: Bytes of a torn last line, cut off before appending.
+        columns: The file's columns (its CSV header; appended CSV rows must fit it).
     """
 
     rows: int = 0
     done: frozenset[str] = frozenset()
     record: RunRecord | None = None
-
-
-def sidecar_path(output: str | os.PathLike[str]) -> Path:
-    """The record file next to an output: ``out.csv`` -> ``out.csv.imgsent.json``."""
-    output = Path(output)
-    return output.with_name(output.name + SIDECAR_SUFFIX)
+    torn: int = 0
+    columns: tuple[str, ...] = ()
 
 
 def path_key(path: str, cwd: str) -> str:
@@ -86,95 +47,135 @@ def path_key(path: str, cwd: str) -> str:
     return os.path.normcase(os.path.normpath(os.path.join(cwd, path)))
 
 
-def write_record(output: str | os.PathLike[str], record: RunRecord) -> None:
-    """Write the sidecar of ``output``."""
-    sidecar_path(output).write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
-
-
-def read_record(output: str | os.PathLike[str]) -> RunRecord | None:
-    """Read the sidecar of ``output``; ``None`` when there is none.
+def check_mode(mode: str, output: str | os.PathLike[str] | None) -> OutputMode:
+    """Validate ``mode`` and, for ``"new"``, refuse an ``output`` that already holds results.
 
     Raises:
-        ResumeMismatchError: The sidecar exists but is not a valid record.
+        InvalidConfigError: ``mode`` is not new, resume or overwrite, or it is resume or
+            overwrite without an output file.
+        OutputExistsError: ``mode`` is ``"new"`` and ``output`` is a non-empty file.
     """
-    path = sidecar_path(output)
-    if not path.exists():
-        return None
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-        return RunRecord(**{f.name: data[f.name] for f in fields(RunRecord)})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ResumeMismatchError(
-            f"{path} is not a valid imgsent run record ({exc}). Delete it to resume without the "
-            "model and dtype check, or write to another --output."
-        ) from None
+    if mode not in MODES:
+        raise InvalidConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    if output is None:
+        if mode != "new":
+            raise InvalidConfigError(f"mode={mode!r} needs an output file: it reads or replaces the rows written there.")
+        return mode
+    path = Path(output)
+    if mode == "new" and path.is_file() and path.stat().st_size > 0:
+        raise OutputExistsError(
+            f"{path} already holds results ({_lines(path)} lines); nothing was changed. Pass --resume to continue it, "
+            "--overwrite to replace it, or write to another --output."
+        )
+    return mode  # type: ignore[return-value]
 
 
-def sniff_format(output: str | os.PathLike[str]) -> OutputFormat | None:
-    """Tell CSV from JSONL by the first line of a non-empty output file; ``None`` if neither."""
-    with open(output, "rb") as handle:
-        first = handle.readline(65536).strip()
-    if first.startswith(b"{"):
-        return "jsonl"
-    if first.split(b",", 1)[0].strip(b'"') == b"path":
-        return "csv"
-    return None
+def _lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def read_resume_state(output: str | os.PathLike[str], fmt: OutputFormat) -> ResumeState:
     """Read what ``output`` already holds, without changing it.
 
-    A last line without a trailing newline (a killed write) is ignored here and cut off
-    by :func:`imgsent.torn_lines.cut_torn_line` before appending.
+    A torn last line (a killed write) is not a row; :func:`imgsent.torn_lines.cut_torn_line`
+    cuts it before appending.
 
     Raises:
-        ResumeMismatchError: The file holds another format than ``fmt``, or its sidecar is invalid.
+        ResumeMismatchError: The file holds another format than ``fmt``, or an unrecognised
+            one, or its sidecar is invalid.
 
     Example:
         >>> state = read_resume_state("out.csv", "csv")  # doctest: +SKIP
         >>> state.rows, state.record.model  # doctest: +SKIP
         (480, 'default')
     """
-    output = Path(output)
-    if not output.exists() or output.stat().st_size == 0:
-        return ResumeState()
-    found = sniff_format(output)
-    record = read_record(output)
-    if found != fmt or (record is not None and record.format != fmt):
-        what = f"{found.upper()} rows" if found else "rows in an unrecognised format"
-        fix = f"resume with --format {found}, or " if found else ""
+    try:
+        results = open_results(output, missing_ok=True)
+    except ResultsFileError:
         raise ResumeMismatchError(
-            f"{output} holds {what}, but this run writes {fmt.upper()}. Nothing was changed; "
-            f"{fix}write to another --output."
+            f"{output} holds rows in an unrecognised format, not classify CSV or JSONL. Nothing was changed; "
+            "write to another --output."
+        ) from None
+    if results.format is None:
+        return ResumeState()
+    if results.record_problem:
+        raise ResumeMismatchError(
+            f"{results.record_problem}. Delete it to resume without the setup check, or write to another --output."
         )
-    data = output.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
-    text = data.decode("utf-8", errors="surrogateescape")
+    record = results.record
+    if results.format != fmt or (record is not None and record.format != fmt):
+        found = results.format
+        raise ResumeMismatchError(
+            f"{output} holds {found.upper()} rows, but this run writes {fmt.upper()}. Nothing was changed; "
+            f"resume with --format {found}, or write to another --output."
+        )
     cwd = record.cwd if record is not None else os.getcwd()
-    paths: list[str] = []
-    if fmt == "csv":
-        paths = [row["path"] for row in csv.DictReader(io.StringIO(text, newline="")) if row.get("path")]
-    else:
-        for line in text.split("\n"):
-            try:
-                paths.append(json.loads(line)["path"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return ResumeState(rows=len(paths), done=frozenset(path_key(p, cwd) for p in paths), record=record)
+    done = [path_key(row.path, cwd) for row in results.iter_rows()]
+    return ResumeState(rows=len(done), done=frozenset(done), record=record, torn=results.torn, columns=results.columns)
 
 
 def check_record(existing: RunRecord | None, current: RunRecord, *, output: str | os.PathLike[str], force: bool) -> None:
     """Refuse to append rows made differently from those already in ``output``, unless ``force``.
 
     Raises:
-        ResumeMismatchError: Model, revision, dtype or protocol differ and ``force`` is false.
+        ResumeMismatchError: Model, revision, dtype, engine, protocol, ``min_confidence``, ``frames`` or ``frame_rows``
+            differ and ``force`` is false. The message names each difference and the options
+            that match the file.
     """
     if existing is None or force:
         return
     diffs = existing.differences(current)
     if diffs:
+        fixes = " and ".join(_fix(name, getattr(existing, name), existing) for name in RunRecord.CHECKED
+                         if any(d.startswith(f"{name}:") for d in diffs))
         raise ResumeMismatchError(
-            f"{output} was written by another setup, and mixing rows would make them incomparable: "
-            + "; ".join(diffs)
-            + ". Nothing was changed. Rerun with the file's settings, write to another --output, or pass --force to mix."
+            f"{output} was written by another setup, and its rows would mean something else: " + "; ".join(diffs)
+            + f". Nothing was changed. Rerun with {fixes} to match the file, write to another --output, "
+            "or pass --force to mix them."
         )
+
+
+def check_options(
+    existing: RunRecord | None, *, binary: bool, min_confidence: float, output: str | os.PathLike[str], force: bool,
+    frames: int | None = None, frame_rows: bool | None = None,
+) -> None:
+    """The part of :func:`check_record` known before a model is loaded: ``binary``, ``min_confidence``,
+    and (when given) ``frames`` and ``frame_rows``.
+
+    Raises:
+        ResumeMismatchError: As :func:`check_record`, for these settings.
+    """
+    if existing is not None:
+        videos = {name: value for name, value in (("frames", frames), ("frame_rows", frame_rows)) if value is not None}
+        current = dataclasses.replace(existing, binary=binary, min_confidence=float(min_confidence), **videos)
+        check_record(existing, current, output=output, force=force)
+
+
+def _fix(name: str, value: Any, record: RunRecord) -> str:
+    """The option that gives this run the file's value of one setting."""
+    if name == "model":
+        return "no --model" if value == "default" else f"--model {value}"
+    if name == "revision":
+        return f"imgsent {record.imgsent_version}" if record.model == "default" else f"--revision {value}"
+    if name in ("binary", "frame_rows"):
+        flag = "--" + name.replace("_", "-")
+        return flag if value else f"no {flag}"
+    option = {"engine": "--backend", "min_confidence": "--min-confidence"}.get(name, f"--{name}")
+    return f"{option} {value}"
+
+
+__all__ = [
+    "MODES",
+    "SIDECAR_SUFFIX",
+    "OutputMode",
+    "ResumeState",
+    "RunRecord",
+    "check_mode",
+    "check_options",
+    "check_record",
+    "path_key",
+    "read_resume_state",
+    "sidecar_path",
+    "write_record",
+]

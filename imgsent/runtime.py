@@ -7,12 +7,12 @@ or picks a device on its own.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Literal, Protocol
 
 import torch
 
+from imgsent.environment import available_cores
 from imgsent.errors import InvalidConfigError
 
 DeviceLike = str | torch.device
@@ -67,11 +67,6 @@ def resolve_dtype(dtype: DtypeLike, device: torch.device) -> torch.dtype:
     if dtype not in _DTYPES:
         raise InvalidConfigError(f"Invalid dtype {dtype!r}. Use one of: auto, {', '.join(_DTYPES)}.")
     return _DTYPES[dtype]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def default_workers(device: torch.device, engine: str = "torch") -> int:
@@ -147,6 +142,33 @@ def capped_threads(threads: int | None, engine: ThreadControl | None = None) -> 
         apply(previous)
 
 
+def set_worker_threads(threads: int, engine: ThreadControl | None = None) -> None:
+    """Give a worker (a Ray actor, a job slot with ``threads`` cores) that many compute threads.
+
+    Sets torch's intra-op threads and, when given, the engine's own (ONNX Runtime and OpenVINO
+    keep their thread pools apart from torch's, so setting torch's alone leaves them on every core).
+
+    Args:
+        threads: Compute threads, at least 1.
+        engine: The worker's inference engine, or ``None`` for torch only.
+
+    Raises:
+        InvalidConfigError: ``threads`` is below 1.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> set_worker_threads(1)
+        >>> torch.get_num_threads()
+        1
+        >>> set_worker_threads(before)
+    """
+    if threads < 1:
+        raise InvalidConfigError(f"threads must be at least 1, got {threads}.")
+    torch.set_num_threads(threads)
+    if engine is not None and engine.threads != threads:
+        engine.set_threads(threads)
+
+
 def worker_init(_: int) -> None:
     """DataLoader worker start-up: one torch thread per decoding process."""
-    torch.set_num_threads(1)
+    set_worker_threads(1)

@@ -1,9 +1,12 @@
-"""Find image files under paths: case-insensitive extensions, symlinks followed without loops."""
+"""Find input files: glob patterns expanded, image and video files under folders (case-insensitive extensions, symlinks followed without loops)."""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable, Iterator
+
+from imgsent.errors import InputNotFoundError
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
@@ -80,3 +83,44 @@ def _walk(folder: str, recursive: bool, seen: set[tuple[int, int]]) -> Iterator[
     if recursive:
         for sub in subfolders:
             yield from _walk(sub, recursive, seen)
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Check that every input exists, expanding glob patterns (``*``, ``?``, ``[...]``, ``**``).
+
+    Patterns are expanded here too because a quoted pattern, or a shell that does not expand
+    it (Windows), passes it through literally. A path that exists is never treated as a pattern.
+
+    Args:
+        paths: Files, folders and glob patterns.
+
+    Returns:
+        Existing paths, in the order given; each pattern's matches sorted.
+
+    Raises:
+        InputNotFoundError: Some paths do not exist or patterns match nothing; the message lists them.
+
+    Example:
+        >>> expand_inputs(["examples/images/co*.jpg"])
+        ['examples/images/coffee_cup.jpg']
+    """
+    found: list[str] = []
+    missing: list[str] = []
+    for path in paths:
+        text = os.fspath(path)
+        if os.path.lexists(text):
+            found.append(text)
+        elif _GLOB_CHARS & set(text) and (matches := sorted(glob.glob(os.path.expanduser(text), recursive=True))):
+            found.extend(matches)
+        else:
+            missing.append(text)
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputNotFoundError(
+            f"No such file or folder: {shown}. Check the spelling; glob patterns such as "
+            "'photos/*.jpg' must match at least one file."
+        )
+    return found

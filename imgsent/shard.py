@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgsent.environment import cuda_index, launch_from_env
 from imgsent.errors import InvalidConfigError
 from imgsent.scan import iter_image_files
 
@@ -126,13 +127,17 @@ class DistributedShard:
     local_rank: int
 
     def device(self, requested: str = "auto") -> str:
-        """``cuda:LOCAL_RANK`` when ``requested`` is ``"auto"`` and CUDA is present, else ``requested``."""
+        """``cuda:LOCAL_RANK`` when ``requested`` is ``"auto"`` and CUDA is present, else ``requested``.
+
+        Raises:
+            InvalidConfigError: The host has fewer CUDA devices than processes (see :func:`imgsent.environment.cuda_index`).
+        """
         if requested != "auto":
             return requested
         import torch
 
         if torch.cuda.is_available():
-            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+            return f"cuda:{cuda_index(self.local_rank, torch.cuda.device_count())}"
         return requested
 
 
@@ -148,20 +153,10 @@ def shard_from_env(environ: Mapping[str, str] | None = None) -> DistributedShard
         >>> shard_from_env({}) is None
         True
     """
-    env = os.environ if environ is None else environ
-    if "WORLD_SIZE" not in env:
+    launch = launch_from_env(environ)
+    if not launch.distributed:
         return None
-    try:
-        world, rank = int(env["WORLD_SIZE"]), int(env.get("RANK", "0"))
-        local_rank = int(env.get("LOCAL_RANK", rank))
-    except ValueError:
-        raise InvalidConfigError(
-            f"RANK={env.get('RANK')!r} and WORLD_SIZE={env.get('WORLD_SIZE')!r} must be integers "
-            "(they are set by torchrun)."
-        ) from None
-    if world < 2:
-        return None
-    return DistributedShard(Shard(rank, world), local_rank)
+    return DistributedShard(Shard(launch.rank, launch.world_size), launch.local_rank)
 
 
 def part_path(output: str | os.PathLike[str], shard: Shard) -> Path:

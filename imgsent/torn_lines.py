@@ -28,7 +28,7 @@ def cut_torn_line(path: str | os.PathLike[str], *, fsync: bool = False) -> int:
         return 0
     with open(path, "rb+") as handle:
         data = handle.read()
-        end = data.rfind(b"\n") + 1
+        end = complete_length(data)
         if end == len(data):
             return 0
         handle.truncate(end)
@@ -36,3 +36,13 @@ def cut_torn_line(path: str | os.PathLike[str], *, fsync: bool = False) -> int:
             handle.flush()
             os.fsync(handle.fileno())
     return len(data) - end
+
+
+def complete_length(data: bytes) -> int:
+    """How many leading bytes of ``data`` are complete lines (up to and including the last newline).
+
+    Example:
+        >>> complete_length(b"a\\nb"), complete_length(b"a\\n"), complete_length(b"a")
+        (2, 2, 0)
+    """
+    return data.rfind(b"\n") + 1

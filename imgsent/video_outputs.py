@@ -2,9 +2,9 @@
 
 A :class:`VideoPrediction` is a :class:`~imgsent.Prediction` (the mean of its frames'
 probabilities and the label they give) that also carries its :class:`FramePrediction` records.
-Both write the same output row as a photo plus one optional column (:data:`imgsent.outputs.MEDIA_COLUMNS`):
-``frames`` on the file's row, ``time`` on a frame's row, whose path is ``<file>#t=<seconds>``
-(W3C media-fragment syntax).
+Both write the same output row as a photo, with one of the optional columns of
+:data:`imgsent.outputs.RESULT_COLUMNS` filled: ``frames`` on the file's row, ``time`` on a frame's
+row, whose path is ``<file>#t=<seconds>`` (W3C media-fragment syntax).
 """
 
 from __future__ import annotations
@@ -52,21 +52,15 @@ class FramePrediction(Prediction):
 
     Attributes:
         source: ``<file>#t=<seconds>`` (see :func:`frame_path`).
-        time: Seconds from the start of the file to the frame.
+        time: Seconds from the start of the file to the frame (the ``time`` column).
 
     The other attributes are those of :class:`~imgsent.Prediction`.
 
     Example:
         >>> frame = FramePrediction("a.mp4#t=0.5", "positive", 0.1, 0.2, 0.7, time=0.5)
-        >>> frame.time, frame.label, frame.probabilities["positive"]
-        (0.5, 'positive', 0.7)
+        >>> frame.time, frame.label, frame.probabilities["positive"], frame.to_row()["time"]
+        (0.5, 'positive', 0.7, 0.5)
     """
-
-    time: float = 0.0
-
-    def to_row(self) -> dict[str, str | float | None]:
-        """The output row of the frame: the photo columns plus ``time``."""
-        return {**super().to_row(), "time": round(self.time, 6)}
 
 
 @dataclass(frozen=True)
@@ -74,20 +68,22 @@ class VideoPrediction(Prediction):
     """The polarity of a video or animation: the mean of its sampled frames' probabilities.
 
     Attributes:
-        frames: The sampled frames' predictions, in time order; empty on error.
+        frames: How many frames were classified (the ``frames`` column); ``None`` on error.
+        frame_predictions: The sampled frames' predictions, in time order; empty on error.
 
     The other attributes are those of :class:`~imgsent.Prediction`; ``label`` and
     ``confidence`` come from the mean probabilities as for a photo.
 
     Example:
         >>> frame = FramePrediction("a.gif#t=0", "positive", 0.1, 0.2, 0.7, time=0.0)
-        >>> video = VideoPrediction("a.gif", "positive", 0.1, 0.2, 0.7, frames=(frame,))
-        >>> video.to_row()["frames"], video.frames[0].time
-        (1, 0.0)
+        >>> video = VideoPrediction("a.gif", "positive", 0.1, 0.2, 0.7, frame_predictions=(frame,))
+        >>> video.frames, video.to_row()["frames"], video.frame_predictions[0].time
+        (1, 1, 0.0)
     """
 
-    frames: tuple[FramePrediction, ...] = ()
+    frame_predictions: tuple[FramePrediction, ...] = ()
 
-    def to_row(self) -> dict[str, str | float | None]:
-        """The output row of the file: the photo columns plus ``frames`` (frames classified)."""
-        return {**super().to_row(), "frames": len(self.frames) if self.ok else None}
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frames is None and self.ok:
+            object.__setattr__(self, "frames", len(self.frame_predictions))

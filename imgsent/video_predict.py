@@ -12,6 +12,7 @@ release the GIL while decoding) and their frames are classified together in batc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections import deque
@@ -20,7 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from imgsent.errors import MissingExtraError, VideoDecodeError
-from imgsent.images import DEFAULT_MAX_PIXELS, describe_source
+from imgsent.images import describe_source
+from imgsent.options import PredictOptions, with_predict_options
 from imgsent.outputs import Prediction, labelled
 from imgsent.video import DEFAULT_FRAMES, SampledFrame, check_frames, is_media, sample_frames
 from imgsent.video_outputs import FramePrediction, VideoPrediction, frame_path
@@ -37,15 +39,10 @@ _NONE = object()
 class VideoMethods:
     """The video methods of :class:`~imgsent.Predictor` (kept here, with the rest of video prediction)."""
 
+    @with_predict_options
     def predict_video(
-        self,
-        source: str | os.PathLike[str],
-        frames: int = DEFAULT_FRAMES,
-        *,
-        batch_size: int = 32,
-        binary: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        min_confidence: float = 0.0,
+        self, source: str | os.PathLike[str], frames: int = DEFAULT_FRAMES, *,
+        options: PredictOptions | None = None, **overrides: Any,
     ) -> VideoPrediction:
         """Predict a video or animated GIF, WebP or PNG from ``frames`` frames sampled uniformly over it.
 
@@ -56,38 +53,28 @@ class VideoMethods:
             source: A video (.mp4 .mov .m4v .webm .mkv .avi) or an animated image.
             frames: Frames to sample, at the middles of equal slices of the duration. Default 8;
                 an animation with fewer frames gives all of them.
-            batch_size: Frames per forward pass. Default 32.
-            binary: Drop neutral (the paper's protocol).
-            max_pixels: Refuse frames with more pixels than this (the limit for images).
-            min_confidence: Label predictions less confident than this ``"uncertain"``.
+            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`):
+                ``batch_size`` is frames per forward pass, ``max_pixels`` refuses larger frames.
 
         Returns:
             A :class:`~imgsent.VideoPrediction`: the aggregate, with one
             :class:`~imgsent.FramePrediction` (``time``, ``label``, ``probabilities``) per distinct
-            sampled frame in ``frames``. A file that cannot be sampled (missing, truncated, no video
-            stream, no frames, too large, a codec that cannot be decoded) has ``error`` set instead.
+            sampled frame in ``frame_predictions``. A file that cannot be sampled (missing, truncated,
+            no video stream, no frames, too large, a codec that cannot be decoded) has ``error`` set instead.
 
         Raises:
-            InvalidConfigError: ``frames`` is not an int >= 1.
+            InvalidConfigError: ``frames`` is not an int >= 1, or a bad option.
 
         Example:
             >>> video = predictor.predict_video("clip.mp4", frames=4)  # doctest: +SKIP
-            >>> video.label, [(f.time, f.label) for f in video.frames]  # doctest: +SKIP
+            >>> video.label, [(f.time, f.label) for f in video.frame_predictions]  # doctest: +SKIP
             ('positive', [(0.5, 'positive'), (1.5, 'positive'), (2.5, 'neutral'), (3.5, 'positive')])
         """
-        return predict_video(self, source, frames=frames, batch_size=batch_size, binary=binary,  # type: ignore[arg-type]
-                             max_pixels=max_pixels, min_confidence=min_confidence)
+        return predict_video(self, source, PredictOptions.build(options, **overrides), frames=frames)  # type: ignore[arg-type]
 
 
 def predict_video(
-    predictor: Predictor,
-    source: str | os.PathLike[str],
-    *,
-    frames: int = DEFAULT_FRAMES,
-    batch_size: int = 32,
-    binary: bool = False,
-    min_confidence: float = 0.0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    predictor: Predictor, source: str | os.PathLike[str], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
 ) -> VideoPrediction:
     """Classify ``frames`` frames sampled uniformly over a video or animation, and their mean.
 
@@ -95,29 +82,19 @@ def predict_video(
     A file that cannot be sampled gives a :class:`VideoPrediction` with ``error`` set.
     """
     check_frames(frames)
-    name = describe_source(source)
-    return _aggregate(predictor, [_decode(name, frames, max_pixels)], batch_size=batch_size, binary=binary,
-                      min_confidence=min_confidence)[0]
+    return _aggregate(predictor, [_decode(describe_source(source), frames, options.max_pixels)], options)[0]
 
 
 def iter_in_order(
-    predictor: Predictor,
-    sources: Iterable[Any],
-    *,
-    frames: int = DEFAULT_FRAMES,
-    batch_size: int = 32,
-    workers: int | None = None,
-    binary: bool = False,
-    tta: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_confidence: float = 0.0,
+    predictor: Predictor, sources: Iterable[Any], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
 ) -> Iterator[Prediction]:
     """:meth:`imgsent.Predictor.iter_predict` for inputs that may include videos: one prediction per input, in order.
 
     Photos and in-memory inputs stream through :meth:`imgsent.Predictor.iter_predict_batches`;
     each video or animation (:func:`imgsent.video.is_media`) gets its :class:`VideoPrediction`
-    (the mean of its sampled frames) in its place. Arguments are as for ``iter_predict``.
+    (the mean of its sampled frames) in its place. ``options`` are those of ``iter_predict``.
     """
+    check_frames(frames)
     order: deque[tuple[bool, Any]] = deque()  # (is media, source) for every input pulled so far
 
     def photos() -> Iterator[Any]:
@@ -128,38 +105,29 @@ def iter_in_order(
                 yield source
 
     def media(source: Any) -> Prediction:
-        decoded = [_decode(describe_source(source), frames, max_pixels)]
-        return _aggregate(predictor, decoded, batch_size=batch_size, binary=binary, min_confidence=min_confidence,
-                          tta=tta)[0]
+        return _aggregate(predictor, [_decode(describe_source(source), frames, options.max_pixels)], options)[0]
 
-    found = (p for batch in predictor.iter_predict_batches(
-        photos(), batch_size=batch_size, workers=workers, binary=binary, tta=tta, max_pixels=max_pixels,
-        min_confidence=min_confidence) for p in batch)
-    while True:
-        if not order:
-            prediction = next(found, None)  # pulls more inputs into ``order``
-            if prediction is None and not order:
-                return
-        else:
-            prediction = next(found) if not order[0][0] else None
-        while order and order[0][0]:
-            yield media(order.popleft()[1])
-        if prediction is not None:
-            order.popleft()
-            yield prediction
+    def ordered() -> Iterator[Prediction]:
+        found = (p for batch in predictor.iter_predict_batches(photos(), options=options) for p in batch)
+        while True:
+            if not order:
+                prediction = next(found, None)  # pulls more inputs into ``order``
+                if prediction is None and not order:
+                    return
+            else:
+                prediction = next(found) if not order[0][0] else None
+            while order and order[0][0]:
+                yield media(order.popleft()[1])
+            if prediction is not None:
+                order.popleft()
+                yield prediction
+
+    return ordered()
 
 
 def iter_media_batches(
-    predictor: Predictor,
-    sources: Iterable[Any],
-    *,
-    frames: int = DEFAULT_FRAMES,
-    frame_rows: bool = False,
-    batch_size: int = 32,
-    workers: int | None = None,
-    binary: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_confidence: float = 0.0,
+    predictor: Predictor, sources: Iterable[Any], options: PredictOptions, *,
+    frames: int = DEFAULT_FRAMES, frame_rows: bool = False,
 ) -> Iterator[list[Prediction]]:
     """Stream predictions for photos, videos and animations mixed, batch by batch.
 
@@ -171,14 +139,12 @@ def iter_media_batches(
     Args:
         predictor: A loaded :class:`~imgsent.Predictor`.
         sources: Paths (or other inputs), consumed lazily.
+        options: The run's :class:`~imgsent.options.PredictOptions`; ``workers`` also sets the
+            threads that decode videos (``None``: automatic), ``batch_size`` about as many frames
+            per forward pass.
         frames: Frames sampled per video or animation. Default 8.
         frame_rows: Also yield one :class:`FramePrediction` per sampled frame, just before its
             file's :class:`VideoPrediction` (so a file's row is written after its frames' rows).
-        batch_size: Photos, or about as many frames, per forward pass.
-        workers: Decoding processes for photos, and threads for videos (``None``: automatic).
-        binary: Drop neutral (the paper's protocol).
-        max_pixels: Refuse photos and frames with more pixels than this.
-        min_confidence: Label predictions less confident than this ``"uncertain"``.
 
     Yields:
         Lists of predictions: photos' :class:`~imgsent.Prediction`, videos' :class:`VideoPrediction`
@@ -199,31 +165,30 @@ def iter_media_batches(
     stream = iter(sources)
     first = next(photos(), _NONE)  # no photo at all: no decoding processes to start
     images: Iterable[Any] = () if first is _NONE else itertools.chain([first], photos())
-    batches = predictor.iter_predict_batches(images, batch_size=batch_size, workers=workers, binary=binary,
-                                             max_pixels=max_pixels, min_confidence=min_confidence) if images else ()
+    batches = predictor.iter_predict_batches(images, options=options) if images else ()
 
+    workers = options.workers
     threads = max(1, workers if workers is not None else default_workers(predictor.device, predictor.backend))
     running: deque[Future[_Decoded]] = deque()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         def fill() -> None:
             while pending and len(running) < 2 * threads:
-                running.append(pool.submit(_decode, pending.popleft(), frames, max_pixels))
+                running.append(pool.submit(_decode, pending.popleft(), frames, options.max_pixels))
 
         def ready(finish: bool) -> Iterator[list[Prediction]]:
             while True:
                 fill()
                 group: list[_Decoded] = []
                 count = 0
-                while running and (finish or running[0].done()) and count < batch_size:
+                while running and (finish or running[0].done()) and count < options.batch_size:
                     group.append(running.popleft().result())
                     count += len(group[-1][1]) if isinstance(group[-1][1], list) else 0
                     fill()
                 if not group:
                     return
                 rows: list[Prediction] = []
-                for video in _aggregate(predictor, group, batch_size=batch_size, binary=binary,
-                                        min_confidence=min_confidence):
-                    rows.extend(video.frames if frame_rows else ())
+                for video in _aggregate(predictor, group, options):
+                    rows.extend(video.frame_predictions if frame_rows else ())
                     rows.append(video)
                 yield rows
 
@@ -244,14 +209,11 @@ def _decode(name: str, frames: int, max_pixels: int) -> _Decoded:
         return name, f"Cannot decode {name!r}: {type(exc).__name__}: {exc}."
 
 
-def _aggregate(
-    predictor: Predictor, decoded: Sequence[_Decoded], *, batch_size: int, binary: bool, min_confidence: float,
-    tta: bool = False,
-) -> list[VideoPrediction]:
+def _aggregate(predictor: Predictor, decoded: Sequence[_Decoded], options: PredictOptions) -> list[VideoPrediction]:
     """Classify the frames of several files in one pass and average them per file."""
     images = [frame.image for _, found in decoded if isinstance(found, list) for frame in found]
-    found_predictions = iter(predictor.predict(images, batch_size=batch_size, workers=0, binary=binary, tta=tta,
-                                               min_confidence=min_confidence) if images else ())
+    in_process = dataclasses.replace(options, workers=0)  # the frames are decoded already
+    found_predictions = iter(predictor.predict(images, options=in_process) if images else ())
     out: list[VideoPrediction] = []
     for name, found in decoded:
         if isinstance(found, str):
@@ -268,6 +230,6 @@ def _aggregate(
             out.append(VideoPrediction.failed(name, f"Cannot classify {name!r}: none of its frames could be decoded."))
             continue
         mean = tuple(sum(getattr(r, label) for r in rows) / len(rows) for label in ("negative", "neutral", "positive"))
-        file = labelled(name, mean, binary=binary, min_confidence=min_confidence)  # type: ignore[arg-type]
-        out.append(VideoPrediction(name, file.label, *mean, confidence=file.confidence, frames=tuple(rows)))
+        file = labelled(name, mean, binary=options.binary, min_confidence=options.min_confidence)  # type: ignore[arg-type]
+        out.append(VideoPrediction(name, file.label, *mean, confidence=file.confidence, frame_predictions=tuple(rows)))
     return out

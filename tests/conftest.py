@@ -56,6 +56,44 @@ def photo_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """Twenty small images in two levels, plus one unreadable file."""
+    root = tmp_path / "photos"
+    (root / "2026").mkdir(parents=True)
+    for i in range(12):
+        make_photo(root / f"img{i:02d}.png", seed=i, size=(24 + i, 20))
+    for i in range(8):
+        make_photo(root / "2026" / f"x{i}.jpg", seed=100 + i, size=(30, 22 + i))
+    (root / "broken.jpg").write_bytes(b"not an image")
+    return root
+
+
+def many_photos(folder: Path, count: int = 300) -> Path:
+    """A new folder of ``count`` 64 x 64 PNGs, enough for a kill or an interrupt to land mid-run."""
+    folder.mkdir()
+    for i in range(count):
+        make_photo(folder / f"{i:04d}.png", seed=i, size=(64, 64))
+    return folder
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file, as dicts keyed by its header."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def classify_cli(model_dir: Path, *args: object):
+    """Run ``imgsent classify ARGS`` in-process with ``model_dir`` on the CPU, decoding in the main process."""
+    from typer.testing import CliRunner
+
+    from imgsent.cli.app import app
+
+    return CliRunner().invoke(app, ["classify", *map(str, args), "-m", str(model_dir), "--device", "cpu", "-w", "0"])
+
+
 def shared_data_or_skip(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA.joinpath(*parts)

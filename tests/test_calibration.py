@@ -123,3 +123,15 @@ def test_crossfit_logits_are_out_of_fold_and_leave_the_head_alone() -> None:
     assert logits.shape == (60, 3) and torch.equal(labels, y) and source.startswith("5-fold")
     assert all(torch.equal(a, b) for a, b in zip(before, head.parameters()))
     assert (logits.argmax(-1) == y).float().mean() > 0.8  # each fold's probe learned the rule it never saw scored
+
+
+def test_calibrating_a_folder_writes_nothing_into_the_engine_cache(tmp_path: Path, monkeypatch) -> None:
+    from imgsent.calibration import calibrate_model_folder
+
+    monkeypatch.setenv("IMGSENT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    folder = SentimentModel(tiny_config()).save_pretrained(tmp_path / "model")
+    images = [str(make_photo(tmp_path / f"{i}.png", seed=i)) for i in range(6)]
+    fitted = calibrate_model_folder(folder, images, [0, 2, 0, 2, 2, 0])
+    assert fitted is not None and ModelConfig.load(folder).temperature == fitted.temperature
+    assert not (tmp_path / "cache").exists()  # PyTorch ran it: no export, not even an empty cache folder

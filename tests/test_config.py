@@ -93,3 +93,16 @@ def test_config_and_registry_do_not_import_each_other_both_ways():
     tree = ast.parse(Path(imgsent.registry.__file__).read_text(encoding="utf-8"))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "imgsent.config" not in imported
+
+
+def test_the_model_folder_reference_lists_every_config_field() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from imgsent.config import ModelConfig, PreprocessConfig
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "model-folder.md").read_text(encoding="utf-8")
+    fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("architecture", "preprocess")]
+    fields += ["architecture.name", "architecture.args"] + [f"preprocess.{f.name}" for f in dataclasses.fields(PreprocessConfig)]
+    missing = [name for name in fields if f"`{name}`" not in page]
+    assert missing == []

@@ -2,6 +2,7 @@
 
 The server on 127.0.0.1 serves a small Keras fixture under the release's file name; the
 ``vit-b32`` preset is pointed at that fixture's shapes, so every other step is the real one.
+Downloads go through :mod:`imgsent.hub.release`; the converter is :data:`imgsent.convert.paper.CONVERTER`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typer.testing import CliRunner
 
 from imgsent.cli.app import app
 from imgsent.convert import keras as keras_convert
-from imgsent.convert.paper import paper_model_dir
+from imgsent.convert.paper import CONVERTER, paper_model_dir
 from imgsent.errors import ConversionError, HubError, ModelNotFoundError
-from imgsent.hub import resolve_model_dir
+from imgsent.hub import resolve_model_dir as hub_resolve
 from imgsent.predictor import Predictor
 from tests.conftest import make_photo
 from tests.test_convert_keras import FIXTURES, tiny_preset
@@ -29,12 +30,22 @@ from tests.test_convert_keras import FIXTURES, tiny_preset
 PAYLOAD = (FIXTURES / "tiny_unit_model.h5").read_bytes()
 
 
+def resolve_model_dir(name: str, **options: object) -> Path:
+    """The hub's resolver with imgsent's converter, as Predictor and SentimentModel call it."""
+    return hub_resolve(name, convert=CONVERTER, **options)
+
+
 class ReleaseServer:
-    """Serves ``/ViT_B32.h5`` with Range support; ``mode`` injects faults."""
+    """Serves ``/ViT_B32.h5`` with Range support; ``mode`` injects faults into downloads.
+
+    A closed range (``bytes=S-E``) is the client's one-byte probe before a download: it is
+    answered with that slice and counted in ``probes``; ``requests`` holds the downloads.
+    """
 
     def __init__(self) -> None:
         self.mode = "ok"
-        self.requests: list[str | None] = []  # the Range header of every request
+        self.requests: list[str | None] = []  # the Range header of every download request
+        self.probes: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,13 +55,24 @@ class ReleaseServer:
                 pass
 
             def do_GET(self) -> None:
-                outer.requests.append(self.headers.get("Range"))
+                wanted = self.headers.get("Range")
+                probe = wanted is not None and not wanted.endswith("-")
+                (outer.probes if probe else outer.requests).append(wanted)
                 if outer.mode == "404" or self.path != "/ViT_B32.h5":
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 body = PAYLOAD[: len(PAYLOAD) // 3] if outer.mode == "short-file" else PAYLOAD
+                if probe:
+                    first, last = (int(v) for v in wanted[6:].split("-"))
+                    part = body[first : last + 1]
+                    self.send_response(206 if part else 416)
+                    self.send_header("Content-Range", f"bytes {first}-{first + len(part) - 1}/{len(body)}")
+                    self.send_header("Content-Length", str(len(part)))
+                    self.end_headers()
+                    self.wfile.write(part)
+                    return
                 start = int(self.headers["Range"][6:].split("-")[0]) if self.headers.get("Range") else 0
                 self.send_response(206 if start else 200)
                 if start:
@@ -111,9 +133,10 @@ def test_first_use_downloads_resumes_converts_and_then_works_offline(server: Rel
 
 
 def test_offline_before_first_use_says_how_to_fix(server: ReleaseServer) -> None:
-    with pytest.raises(ModelNotFoundError, match="not converted .* yet and downloads are off.*imgsent download paper-vit-b32"):
+    with pytest.raises(ModelNotFoundError, match="not in the paper-model cache .* yet and downloads are off.*"
+                       r"imgsent download paper-vit-b32`, then copy its folder ~/.cache/imgsent/paper/paper-vit-b32"):
         resolve_model_dir("paper-vit-b32", local_files_only=True)
-    assert server.requests == []
+    assert server.requests == [] and server.probes == []
 
 
 def test_404_names_the_url_and_the_mirror_variable(server: ReleaseServer, tmp_path: Path) -> None:
@@ -135,7 +158,7 @@ def test_truncated_file_on_the_server_is_deleted_not_cached(server: ReleaseServe
 @pytest.mark.slow
 def test_connection_that_keeps_dropping_fails_cleanly_then_resumes(server: ReleaseServer, tmp_path: Path) -> None:
     server.mode = "cut-always"
-    with pytest.raises(HubError, match="bytes are kept; run the same command again to resume"):
+    with pytest.raises(HubError, match="bytes are kept and the next run resumes from there"):
         resolve_model_dir("paper-vit-b32")
     partial = cache_files(tmp_path)
     assert partial == ["paper/downloads/ViT_B32.h5.incomplete"]

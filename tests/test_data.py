@@ -31,6 +31,7 @@ def test_stream_keeps_order_positions_and_error_rows(photo_dir):
     assert last.ok == [True, True, False] and last.pixels.shape == (2, 3, 24, 24)
     assert "missing.jpg" in (last.errors[-1] or "")
     assert last.mask.tolist() == last.ok
+    assert last.pixels.dtype == torch.float32 and last.sizes[-1] is None and all(last.sizes[:2])
 
 
 def test_training_rows_decode_like_prediction_without_augmentation(photo_dir):

@@ -51,7 +51,7 @@ def test_strict_build_produces_every_page(site: Path):
     changelog = (site / "changelog" / "index.html").read_text(encoding="utf-8")
     assert "Unreleased" in changelog  # CHANGELOG.md is included, not copied
     api = (site / "reference" / "api" / "imgsent" / "index.html").read_text(encoding="utf-8")
-    for anchor in ["imgsent.predictor.Predictor", "imgsent.predictor.predict", "imgsent.outputs.Prediction",
+    for anchor in ["imgsent.predictor.Predictor", "imgsent.quick.predict", "imgsent.outputs.Prediction",
                    "imgsent.models.sentiment.SentimentModel", "imgsent.config.ModelConfig"]:
         assert f'id="{anchor}"' in api, anchor
     assert ":meth:" not in api and ":class:" not in api
@@ -149,7 +149,7 @@ PUBLIC_API = [
     "imgsent.predictor:Predictor",
     "imgsent.predictor:Predictor.predict",
     "imgsent.predictor:Predictor.iter_predict",
-    "imgsent.predictor:predict",
+    "imgsent.quick:predict",
     "imgsent.outputs:Prediction",
     "imgsent.models.sentiment:SentimentModel",
     "imgsent.config:ModelConfig",

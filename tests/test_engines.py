@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from imgsent.cli.app import app
 from imgsent.engines import load_engine, resolve_backend
-from imgsent.engines.export import cached_onnx, model_digest
+from imgsent.engines.cache import cache_entries, cached_onnx, folder_key, model_key
 from imgsent.errors import InvalidConfigError, MissingExtraError
 from imgsent.models.sentiment import SentimentModel
 from imgsent.predictor import Predictor, resolve_dtype
 
-pytest.importorskip("onnx", reason="the engines need the [cpu] extra: pip install 'imgsent[cpu]'")
+pytest.importorskip("onnx", reason="the exported-model engines need onnx, a core dependency: pip install 'imgsent[cpu]'")
 CPU = torch.device("cpu")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
@@ -141,7 +141,7 @@ def test_cache_key_changes_with_weights_and_config(tiny, tmp_path):
     changed.load_state_dict(tiny.state_dict())
     with torch.no_grad():
         next(changed.parameters()).add_(1e-3)
-    assert model_digest(changed) != model_digest(tiny)
+    assert model_key(changed) != model_key(tiny)
     assert cached_onnx(changed, cache_dir=tmp_path).parent != first.parent
 
 
@@ -201,6 +201,87 @@ def test_cached_export_skips_building_the_torch_network(tiny_model_dir, tmp_path
     )
     env = {**os.environ, "IMGSENT_CACHE": str(tmp_path)}
     first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert first.stdout.splitlines()[0].split()[2:] == ["False", "True"]  # cache miss: the network was built
+    assert first.stdout.splitlines()[0].split()[2:] == ["True", "True"]  # cache miss: built to export, then dropped
     second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert second.stdout.splitlines() == ["onnxruntime False True True", "SentimentModel"]  # loaded lazily on access
+
+
+def test_one_cache_key_for_a_model_and_its_folder(tiny, tiny_model_dir, tmp_path, monkeypatch):
+    """A loaded model and the folder it came from share one key, so they share one cache entry."""
+    pytest.importorskip("onnxruntime")
+    assert model_key(tiny) == folder_key(tiny_model_dir)
+    monkeypatch.setenv("IMGSENT_CACHE", str(tmp_path))
+    from_model = load_engine(tiny, backend="onnxruntime", device=CPU, dtype=torch.float32)
+    from_folder = load_engine(tiny_model_dir, backend="onnxruntime", device=CPU, dtype=torch.float32)
+    assert from_model.path == from_folder.path
+    assert [e.key for e in cache_entries()] == [model_key(tiny)]
+    assert cache_entries()[0].model == tiny.config.architecture.name and cache_entries()[0].engine_format == "onnx"
+
+
+def test_key_follows_what_the_graph_depends_on(tiny, tiny_model_dir, tmp_path):
+    import dataclasses
+    import shutil
+
+    from imgsent.config import ModelConfig
+
+    hotter = SentimentModel(dataclasses.replace(tiny.config, temperature=2.0), net=tiny.net)
+    assert model_key(hotter) != model_key(tiny)  # the temperature is in the graph
+    half = tmp_path / "half"
+    tiny.save_pretrained(half, dtype=torch.float16)
+    assert folder_key(half) != folder_key(tiny_model_dir)  # other weights
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert folder_key(copy) == folder_key(tiny_model_dir)  # where the folder is does not matter
+    assert ModelConfig.load(copy) == tiny.config
+
+
+def test_one_factory_takes_a_folder_and_builds_torch_from_it(tiny_model_dir):
+    engine = load_engine(tiny_model_dir, backend="torch", device=CPU, dtype=torch.float32)
+    assert engine.name == "torch" and isinstance(engine.model, SentimentModel)
+    from imgsent.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        load_engine(tiny_model_dir.parent / "nope", backend="openvino", device=CPU, dtype=torch.float32)
+
+
+def test_engine_description_says_how_to_get_the_fast_engine(monkeypatch):
+    from rich.console import Console
+    from rich.markup import escape
+
+    from imgsent.engines import describe_engine
+
+    assert describe_engine("openvino", device=CPU, dtype=torch.float32) == "openvino"
+    assert describe_engine("torch", device=CPU, dtype=torch.float32, requested="torch") == "torch"
+    assert describe_engine("torch", device=torch.device("cuda"), dtype=torch.bfloat16) == "torch"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what find_spec sees when it is not installed
+    text = describe_engine("torch", device=CPU, dtype=torch.float32)
+    assert text.startswith("torch (OpenVINO") and text.count("pip install") == 1
+    console = Console(record=True, width=300)
+    console.print(escape(text))
+    assert "pip install 'imgsent[cpu]'" in console.export_text()  # printed literally, not eaten as markup
+
+
+def test_classify_header_names_the_engine_and_the_missing_fast_one(monkeypatch, tiny_model_dir, photo_dir):
+    args = ["classify", str(photo_dir), "-m", str(tiny_model_dir), "--device", "cpu", "--workers", "0"]
+    pytest.importorskip("openvino")
+    fast = CliRunner().invoke(app, args)
+    assert ", engine openvino; " in fast.stderr
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what find_spec sees when it is not installed
+    slow = CliRunner().invoke(app, args)
+    header = slow.stderr.splitlines()[0]
+    assert "is not installed: pip install 'imgsent[cpu]');" in header and header.count("pip install") == 1
+
+
+@pytest.mark.slow
+def test_default_engine_benchmark_runs(tmp_path):
+    import os
+    import subprocess
+
+    out = tmp_path / "result.json"
+    env = {**os.environ, "IMGSENT_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-m", "benchmarks.default_engine", "--images", "3", "--rounds", "1",
+                    "--source", str(EXAMPLES), "--output", str(out)], env=env, check=True, capture_output=True, timeout=600,
+                   cwd=Path(__file__).resolve().parents[1])
+    record = json.loads(out.read_text())
+    assert record["images"] == 3 and record["compared"] == 3 and record["labels_equal"] == 3
+    assert "engine openvino" in record["headers"]["default"] and record["max_abs_probability_difference"] <= 1e-4

@@ -58,18 +58,27 @@ def test_failed_batch_call_falls_back_file_by_file(mixed):
     data = [read_jpeg_bytes(s) for s in mixed]
     batch = decode_batch(mixed, data, CFG, CPU, decoder=_cpu_decoder(calls))
     assert batch.ok == [True, True, False, True, False, True]
-    assert batch.pixels.shape == (4, 3, 32, 32) and batch.pixels.dtype == torch.uint8
+    assert batch.pixels.shape == (4, 3, 32, 32) and batch.pixels.dtype == torch.float32
     assert "missing.jpg" in batch.errors[4] and batch.errors[2]
+    assert batch.sizes == [(80, 60), (64, 48), None, (80, 60), None, (80, 60)]
     assert calls[0] == 4 and calls[1:] == [1, 1, 1, 1]  # one batched call over 4 JPEGs, then one per file
 
 
 def test_gpu_resize_is_close_to_the_cpu_path(mixed):
-    from imgsent.engines.gpu_decode import cpu_decode
+    from imgsent.transforms import load_pixels
 
     batch = decode_batch([mixed[0]], [read_jpeg_bytes(mixed[0])], CFG, CPU, decoder=_cpu_decoder([]))
-    reference, _ = cpu_decode(mixed[0], CFG, 10**8)
-    diff = (batch.pixels[0].int() - reference.int()).abs().float()
+    reference = load_pixels(mixed[0], CFG).pixels
+    diff = (batch.pixels[0] - reference).abs()
     assert diff.mean() < 4  # different decoders and resamplers, the same picture
+
+
+def test_the_cpu_fallback_is_the_one_decoding_path(mixed):
+    from imgsent.transforms import load_pixels
+
+    batch = decode_batch(mixed, [None] * len(mixed), CFG, CPU, decoder=_cpu_decoder([]))
+    expected = [load_pixels(s, CFG).pixels for i, s in enumerate(mixed) if batch.ok[i]]
+    assert torch.equal(batch.pixels, torch.stack(expected))
 
 
 def test_stream_keeps_order_with_workers(mixed):

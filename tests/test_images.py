@@ -215,6 +215,18 @@ def test_draft_size_uses_dct_scaling_for_jpeg(zoo: Zoo) -> None:
     assert load_image(_record(zoo, "rgb_png"), draft_size=(4, 4)).size == (32, 24)
 
 
+def test_decode_image_reports_the_full_displayed_size(zoo: Zoo) -> None:
+    from imgsent.images import decode_image
+
+    large = _record(zoo, "size_large_allowed")
+    image, size = decode_image(large, draft_size=(300, 200))
+    assert image.size == (375, 250) and size == (3000, 2000)  # drafted pixels, full size
+    rotated, size = decode_image(_record(zoo, "exif_orientation_6_jpeg"), draft_size=(10, 15))
+    assert rotated.size == (10, 15) and size == (40, 60)  # drafted to 1/4; the size is the displayed (rotated) one
+    array = np.zeros((4, 6, 3), np.uint8)
+    assert decode_image(array)[1] == (6, 4)
+
+
 @pytest.mark.parametrize("draft", [(0, 10), (10,), "big", (1.5, 2)])
 def test_invalid_draft_size(zoo: Zoo, draft: object) -> None:
     with pytest.raises(InvalidConfigError, match="draft_size must be None or"):

@@ -103,8 +103,16 @@ def test_binary_protocol_never_says_neutral(predictor, photo_dir):
 
 
 def test_argument_validation(predictor):
-    with pytest.raises(InvalidConfigError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(InvalidConfigError, match=r"batch_size must be an integer in \[1, 65536\], got 0"):
         predictor.predict(["x.jpg"], batch_size=0)
+    with pytest.raises(InvalidConfigError, match=r"workers must be an integer in \[0, 1024\], got -1"):
+        predictor.iter_predict(["x.jpg"], workers=-1)  # checked when called, before any work
+    with pytest.raises(InvalidConfigError, match=r"min_confidence must be a probability in \[0, 1\], got 1.5"):
+        predictor.iter_predict_batches(["x.jpg"], min_confidence=1.5)
+    with pytest.raises(InvalidConfigError, match="tta must be True or False, got 'yes'"):
+        predictor.predict(["x.jpg"], tta="yes")
+    with pytest.raises(InvalidConfigError, match="Unknown option 'batchsize'. Valid options: batch_size, workers, binary"):
+        predictor.predict(["x.jpg"], batchsize=8)
     with pytest.raises(InvalidConfigError, match="Invalid device 'gpu0'"):
         resolve_device("gpu0")
     with pytest.raises(InvalidConfigError, match="Invalid dtype 'int8'"):
@@ -125,13 +133,64 @@ def test_bfloat16_on_cpu_stays_close(tiny_model_dir, photo_dir):
 
 def test_module_level_predict_caches_the_predictor(tiny_model_dir, photo_dir):
     import imgsent
-    from imgsent.predictor import _cached_predictor
+    from imgsent.quick import _cached_predictor
 
-    _cached_predictor.cache_clear()
+    imgsent.predict.cache_clear()
+    assert _cached_predictor.cache_info().currsize == 0
     first = imgsent.predict(str(photo_dir / "a.jpg"), model=str(tiny_model_dir), device="cpu")
-    second = imgsent.predict([str(photo_dir / "a.jpg")], model=str(tiny_model_dir), device="cpu")
-    assert first == second
+    second = imgsent.predict([str(photo_dir / "a.jpg")], model=str(tiny_model_dir), device="cpu", min_confidence=0.99)
+    assert [p.probabilities for p in first] == [p.probabilities for p in second]
+    assert second[0].label == "uncertain"  # every option of Predictor.predict reaches it
     assert _cached_predictor.cache_info().hits == 1
+    imgsent.predict.cache_clear()  # the public way to free the loaded models
+    assert _cached_predictor.cache_info().currsize == 0
+    with pytest.raises(InvalidConfigError, match="Unknown option 'tempreature'"):
+        imgsent.predict("a.jpg", tempreature=2)  # checked before any model is loaded
+    assert _cached_predictor.cache_info().currsize == 0
+
+
+def test_module_level_predict_takes_every_option_of_predictor_predict():
+    import inspect
+
+    import imgsent
+    from imgsent.options import option_names
+
+    method = inspect.signature(Predictor.predict).parameters
+    function = inspect.signature(imgsent.predict).parameters
+    shared = [name for name in method if name not in ("self", "images")]
+    assert shared == ["options", *option_names()]
+    for name in shared:
+        assert function[name].default == method[name].default and function[name].kind is inspect.Parameter.KEYWORD_ONLY
+    for streaming in (Predictor.iter_predict, Predictor.iter_predict_batches):
+        assert list(inspect.signature(streaming).parameters)[2:] == shared
+
+
+def test_one_constructor_and_a_docstring_help_shows(tiny_model_dir, monkeypatch):
+    import pydoc
+
+    built = []
+    original = Predictor.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(args[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "__init__", spy)
+    predictor = Predictor.from_pretrained(str(tiny_model_dir), device="cpu", backend="torch")
+    assert built == [tiny_model_dir] and predictor.name == str(tiny_model_dir)
+    monkeypatch.undo()
+    text = pydoc.render_doc(Predictor, renderer=pydoc.plaintext)
+    assert "Initialize self" not in text
+    assert "Predict image polarity with a loaded model" in text and "Build the engine for ``model``" in text
+    assert "batch_size: 'int' = 32" in text  # the options, shown from the one record
+
+
+def test_a_loaded_model_and_its_folder_predict_the_same(tiny_model_dir, photo_dir):
+    files = sorted(str(p) for p in photo_dir.iterdir())
+    from_model = Predictor(SentimentModel.from_folder(tiny_model_dir), device="cpu", backend="torch")
+    from_folder = Predictor(tiny_model_dir, device="cpu", backend="torch")
+    assert from_model.name == "custom" and from_folder.model is from_folder.engine.model
+    assert from_model.predict(files, workers=0) == from_folder.predict(files, workers=0)
 
 
 @pytest.mark.gpu

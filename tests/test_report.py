@@ -131,3 +131,19 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     _browser("--screenshot=" + str(shot), "--window-size=1000,1400", url)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.std() > 10 and (pixels < 250).mean() > 0.05  # not blank
+
+
+def test_report_shows_the_model_recorded_in_the_sidecar(tmp_path: Path) -> None:
+    from imgsent.results import RunRecord, write_record
+
+    results = _results(tmp_path)
+    write_record(results, RunRecord("csv", "org/imgsent-vit", "0123abc", "float32", True, str(tmp_path), "0.1.0", 0.5,
+                                    "onnxruntime"))
+    write_report(results, tmp_path / "r.html", images_root=tmp_path, max_per_label=2)
+    html = (tmp_path / "r.html").read_text()
+    assert "org/imgsent-vit (revision 0123abc, engine onnxruntime, float32, binary)" in html
+    write_report(results, tmp_path / "r.html", model="given", images_root=tmp_path, max_per_label=2)
+    assert "model <code>given</code>" in (tmp_path / "r.html").read_text()
+    (tmp_path / "out.csv.imgsent.json").unlink()
+    write_report(results, tmp_path / "r.html", images_root=tmp_path, max_per_label=2)
+    assert "not recorded in the results file" in (tmp_path / "r.html").read_text()

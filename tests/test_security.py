@@ -184,10 +184,12 @@ def test_fetch_accepts_only_http_and_https(tmp_path) -> None:
 
 def test_typer_apps_never_print_locals() -> None:
     from imgsent.cli.app import app
-    from imgsent.cli.distill import distill_app
 
-    assert app.pretty_exceptions_show_locals is False
-    assert distill_app().pretty_exceptions_show_locals is False
+    from imgsent.cli.app import GROUPS
+
+    groups = [group.typer_instance for group in app.registered_groups]
+    assert len(groups) == len(GROUPS) >= 3
+    assert all(typer_app.pretty_exceptions_show_locals is False for typer_app in [app, *groups])
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
-from imgsent.errors import InvalidConfigError, MergeError
+from imgsent.errors import InvalidConfigError
 from imgsent.merge import merge_parts
 from imgsent.shard import (
     Shard,
@@ -21,22 +20,8 @@ from imgsent.shard import (
     shard_from_env,
     shard_key,
 )
-from tests.conftest import make_photo
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """Twenty small images in two levels, plus one unreadable file."""
-    root = tmp_path / "photos"
-    (root / "2026").mkdir(parents=True)
-    for i in range(12):
-        make_photo(root / f"img{i:02d}.png", seed=i, size=(24 + i, 20))
-    for i in range(8):
-        make_photo(root / "2026" / f"x{i}.jpg", seed=100 + i, size=(30, 22 + i))
-    (root / "broken.jpg").write_bytes(b"not an image")
-    return root
 
 
 def _classify(model: Path, args: list[str], env: dict[str, str] | None = None) -> None:
@@ -132,55 +117,6 @@ def test_cli_rejects_a_bad_shard_with_exit_2(tiny_model_dir: Path, tree: Path) -
     result = runner.invoke(app, ["classify", str(tree), "-m", str(tiny_model_dir), "--shard", "3/3"])
     assert result.exit_code == 2
     assert "0 <= K < N" in result.output
-
-
-def _write_csv(path: Path, paths: list[str]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["path", "label", "negative", "neutral", "positive", "error"])
-        for p in paths:
-            writer.writerow([p, "positive", 0.1, 0.2, 0.7, ""])
-    return path
-
-
-def test_merge_refuses_duplicates_gaps_and_unknown_paths(tree: Path, tmp_path: Path) -> None:
-    listing = list(iter_shard_files([tree], None, recursive=True))
-    a = _write_csv(tmp_path / "a.csv", listing[:10])
-    b = _write_csv(tmp_path / "b.csv", listing[9:])
-    out = tmp_path / "all.csv"
-    with pytest.raises(MergeError, match="1 path\\(s\\) appear more than once") as info:
-        merge_parts(out, [a, b])
-    assert info.value.duplicates == [listing[9]]
-    assert not out.exists()
-
-    gap = _write_csv(tmp_path / "gap.csv", listing[:5] + listing[6:] + ["elsewhere/z.jpg"])
-    with pytest.raises(MergeError, match="1 input file\\(s\\) have no row") as info:
-        merge_parts(out, [gap], inputs=[tree], recursive=True)
-    assert info.value.missing == [listing[5]] and info.value.unexpected == ["elsewhere/z.jpg"]
-    assert not out.exists()
-
-    with pytest.raises(MergeError, match="also a part file"):
-        merge_parts(a, [a])
-    result = runner.invoke(app, ["merge", str(out), str(a), str(b)])
-    assert result.exit_code == 1 and "appear more than once" in result.output
-
-
-def test_merge_converts_between_formats_and_drops_a_torn_row(tmp_path: Path) -> None:
-    a = _write_csv(tmp_path / "a.csv", ["p/1.jpg", "p/2.jpg"])
-    b = tmp_path / "b.jsonl"
-    b.write_text(
-        json.dumps({"path": "p/3.jpg", "label": None, "negative": None, "neutral": None, "positive": None,
-                    "error": "p/3.jpg: no such file"}) + "\n" + '{"path": "p/4.j',
-        encoding="utf-8",
-    )
-    out = tmp_path / "all.jsonl"
-    summary = merge_parts(out, [a, b])
-    assert summary.rows == 3 and summary.errors == 1 and summary.torn == [str(b)]
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    # parts written before the confidence column merge with an empty one
-    assert rows[0] == {"path": "p/1.jpg", "label": "positive", "confidence": None, "negative": 0.1, "neutral": 0.2,
-                       "positive": 0.7, "error": None}
-    assert rows[2]["error"] == "p/3.jpg: no such file" and rows[2]["positive"] is None
 
 
 @pytest.mark.slow

@@ -91,19 +91,19 @@ def test_is_media(clips: Path, tmp_path: Path) -> None:
 
 def test_video_is_the_mean_of_its_frames_classified_as_images(clips: Path, predictor: Predictor, tmp_path: Path) -> None:
     video = predictor.predict_video(clips / "pan.mp4", frames=6)
-    assert isinstance(video, VideoPrediction) and video.ok and len(video.frames) == 6
+    assert isinstance(video, VideoPrediction) and video.ok and len(video.frame_predictions) == 6 == video.frames
     paths = []
     for i, frame in enumerate(sample_frames(clips / "pan.mp4", 6)):
         frame.image.save(tmp_path / f"{i}.png")
         paths.append(str(tmp_path / f"{i}.png"))
     as_images = predictor.predict(paths)
-    for frame, image in zip(video.frames, as_images):
+    for frame, image in zip(video.frame_predictions, as_images):
         assert isinstance(frame, FramePrediction) and frame.source == frame_path(str(clips / "pan.mp4"), frame.time)
         assert frame.label == image.label
         assert frame.positive == pytest.approx(image.positive, abs=1e-6)
     for k, name in enumerate(("negative", "neutral", "positive")):
         assert getattr(video, name) == pytest.approx(np.mean([getattr(p, name) for p in as_images]), abs=1e-6)
-    assert video.to_row()["frames"] == 6 and "time" in video.frames[0].to_row()
+    assert video.to_row()["frames"] == 6 and video.frame_predictions[0].to_row()["time"] is not None
 
 
 def test_predict_keeps_order_and_gives_aggregates(clips: Path, predictor: Predictor) -> None:
@@ -111,7 +111,7 @@ def test_predict_keeps_order_and_gives_aggregates(clips: Path, predictor: Predic
     out = predictor.predict(inputs)
     assert [p.source for p in out] == inputs
     assert type(out[0]).__name__ == "Prediction"
-    assert isinstance(out[1], VideoPrediction) and len(out[1].frames) == 5  # 8 times, 5 distinct frames (long delays)
+    assert isinstance(out[1], VideoPrediction) and len(out[1].frame_predictions) == 5  # 8 times, 5 distinct frames (long delays)
     assert out[2].positive == pytest.approx(predictor.predict_video(clips / "pan.webm").positive, abs=1e-6)
     assert not out[3].ok and "no such file" in (out[3].error or "")
     with pytest.raises(InvalidConfigError, match="frames must be an int >= 1, got 0"):
@@ -161,7 +161,7 @@ def test_bad_files_raise_typed_errors_that_say_why(bad: dict[str, Path], name: s
 def test_bad_files_are_error_rows_and_the_rest_goes_on(bad: dict[str, Path], clips: Path, predictor: Predictor) -> None:
     out = predictor.predict([*map(str, bad.values()), str(clips / "pan.mp4")])
     assert [p.ok for p in out] == [False] * len(bad) + [True]
-    assert all(isinstance(p, VideoPrediction) and p.frames == () and p.to_row()["frames"] is None for p in out[:-1])
+    assert all(isinstance(p, VideoPrediction) and p.frame_predictions == () and p.frames is None and p.to_row()["frames"] is None for p in out[:-1])
 
 
 def test_pixel_limit_is_checked_from_the_header(clips: Path) -> None:

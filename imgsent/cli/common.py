@@ -1,4 +1,4 @@
-"""What every command shares: exit codes, the stderr console, the command class and common options."""
+"""What every command shares: exit codes, the stderr console, the command and group classes and common options."""
 
 from __future__ import annotations
 
@@ -6,26 +6,29 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from imgsent.errors import ImgsentError, InputNotFoundError, ResumeMismatchError
+from imgsent.errors import InputNotFoundError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_MISSING_EXTRA = 4
 EXIT_INTERRUPTED = 130
-
-# Errors about what the user typed, found before any work: exit 2, like a bad option.
-USAGE_ERRORS: tuple[type[ImgsentError], ...] = (InputNotFoundError, ResumeMismatchError)
+# What each code means is decided in app.py (errors) and documented in docs/reference/cli.md.
 
 # soft_wrap: never break lines at 80 columns when stderr is a file or a pipe.
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-def exit_code(exc: ImgsentError) -> int:
-    """The exit code of an error: 2 for usage errors, 1 for everything else."""
-    return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_FAILURE
+def no_images_error(inputs: list[str], subfolders: int) -> InputNotFoundError:
+    """The error for inputs that exist but hold no image file, with the hint that fits (exit 2)."""
+    hint = (
+        f" The input holds {subfolders} sub-folder(s): add --recursive to look inside them."
+        if subfolders else " Image files need an image extension such as .jpg or .png."
+    )
+    return InputNotFoundError(f"0 images found in {', '.join(inputs)}.{hint}")
 
 
 class Command(TyperCommand):
@@ -39,6 +42,13 @@ class Command(TyperCommand):
                 name = name + "..." if param.nargs != 1 and not name.endswith("...") else name
                 pieces.append(name if param.required else f"[{name}]")
         return pieces
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return bare_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """A command group whose plain flags (``--help``) show no ``<bool>``."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return bare_flags(super().get_params(ctx))

@@ -7,20 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgsent.cli.common import Command
-
 EPILOG = (
     "**Examples**\n\n"
     "    imgsent convert keras ViT_B32.h5 --output paper-vit-b32\n\n"
     "    imgsent convert keras my_student.h5 --output my-student --preset vit-l16"
 )
-
-
-def convert_app() -> typer.Typer:
-    """The ``convert`` command group."""
-    group = typer.Typer(help="Convert foreign checkpoints into imgsent model folders.", no_args_is_help=True)
-    group.command("keras", cls=Command, epilog=EPILOG)(keras)
-    return group
 
 
 def keras(
@@ -35,6 +26,9 @@ def keras(
 
     The file is read with h5py; TensorFlow is not needed and nothing is unpickled. Prints the folder.
     """
+    from imgsent.outputs import check_writable
+
+    output = check_writable(output, kind="model folder", folder=True)
     from imgsent.convert import convert_keras
 
     folder = convert_keras(file, output, preset=preset)

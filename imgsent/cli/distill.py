@@ -39,18 +39,6 @@ TRAIN_EPILOG = (
 )
 
 
-def distill_app() -> typer.Typer:
-    """Build the ``distill`` sub-application."""
-    sub = typer.Typer(help="Distil an image model from a text teacher (corpus -> ... -> model folder).",
-                      no_args_is_help=True, pretty_exceptions_show_locals=False, rich_markup_mode="markdown")
-    from imgsent.cli.common import Command
-
-    sub.command(cls=Command, epilog=EPILOG)(run)
-    sub.command(cls=Command, epilog=EPILOG)(stage)
-    sub.command(cls=Command, epilog=TRAIN_EPILOG)(train)
-    return sub
-
-
 def run(
     recipe: RecipeArg,
     workdir: WorkdirOpt = None,
@@ -78,12 +66,16 @@ def _execute(recipe_path: Path, workdir: Optional[Path], sets: Optional[list[str
 
     require_extra("vaderSentiment", "distill")
     require_extra("yaml", "distill")
-    from imgsent.distill.distributed import process_rank
-    from imgsent.distill.pipeline import DistillRun
     from imgsent.distill.recipe import load_recipe
+    from imgsent.outputs import check_writable
 
     recipe = load_recipe(recipe_path, overrides=_parse_sets(sets or []))
-    folder = workdir or Path("runs") / recipe.name
+    folder = check_writable(workdir or Path("runs") / recipe.name, kind="work folder", folder=True)
+    if output is not None:
+        check_writable(output, kind="model folder", folder=True)
+    from imgsent.distill.distributed import process_rank
+    from imgsent.distill.pipeline import DistillRun
+
     rank0 = process_rank() == 0
     with TrainingProgress(rank0=rank0) as shown:
         runner = DistillRun(recipe, folder, log=(lambda line: err.print(line, highlight=False)) if rank0 else None,
@@ -123,6 +115,9 @@ def train(
     import json
     from dataclasses import asdict
 
+    from imgsent.outputs import check_writable
+
+    check_writable(out, kind="run folder", folder=True)  # before the imports of torch and the trainer
     from imgsent.distill.distributed import process_rank
     from imgsent.distill.records import TrainConfig, read_rows
     from imgsent.distill.trainer import train_student

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from imgsent.cli.common import Command, RevisionOpt, err
-
-export_app = typer.Typer(help="Export a model for deployment outside Python.", no_args_is_help=True)
+from imgsent.cli.common import RevisionOpt, err
 
 EPILOG = (
     "**Examples**\n\n"
@@ -18,7 +16,6 @@ EPILOG = (
 )
 
 
-@export_app.command(cls=Command, epilog=EPILOG)
 def onnx(
     model: Annotated[str, typer.Argument(help="Model: 'default', a known name, a folder or a Hub repo id.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
@@ -30,10 +27,13 @@ def onnx(
     The batch size is dynamic. The preprocessing (image size, resize mode, filter, mean, std) and
     the labels are stored in the file's metadata under 'imgsent.*' keys.
     """
+    from imgsent.outputs import check_writable
+
+    output = check_writable(output, kind="ONNX file")
     from imgsent.engines import export_onnx
     from imgsent.models.sentiment import SentimentModel
 
     loaded = SentimentModel.from_pretrained(None if model == "default" else model, revision=revision)
     path = export_onnx(loaded, output, opset=opset)
-    err.print(f"exported {loaded.config.architecture.name} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    err.print(f"exported {loaded.config.architecture.name} -> {path} ({path.stat().st_size / 1e6:.1f} MB)", markup=False)
 

@@ -65,21 +65,22 @@ def check_run_options(*, device: str, dtype: str, fmt: str | None = None, backen
 
 
 class _RateColumn(ProgressColumn):
-    """Images per second, from Rich's moving estimate."""
+    """Images per second: the rate the command passes (``rate=``), else Rich's moving estimate."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = task.fields.get("rate") or task.finished_speed or task.speed
         return Text("  ?  img/s" if speed is None else f"{speed:5.1f} img/s", style="progress.data.speed")
 
 
 @contextmanager
 def progress_bar(
     label: str, *, enabled: bool, total: int | None = None
-) -> Iterator[Callable[[int, int | None], None] | None]:
+) -> Iterator[Callable[..., None] | None]:
     """A Rich progress bar on stderr, ``n/N, %, img/s, elapsed, ETA``; yields the update callback.
 
     When the total is not known yet, the bar pulses and says so instead of showing ``n/?``.
-    Yields ``None`` when disabled.
+    The callback takes ``(done, total)``, and optionally ``rate=`` images per second to show
+    instead of Rich's estimate (so the bar and a command's summary agree). Yields ``None`` when disabled.
     """
     if not enabled:
         yield None
@@ -99,9 +100,9 @@ def progress_bar(
     )
     task = progress.add_task(label if total is not None else f"{label} (total unknown until the scan ends)", total=total)
 
-    def update(done: int, total: int | None) -> None:
+    def update(done: int, total: int | None, rate: float | None = None) -> None:
         description = label if total is not None else f"{label} (total unknown until the scan ends)"
-        progress.update(task, completed=done, total=total, description=description)
+        progress.update(task, completed=done, total=total, description=description, rate=rate)
 
     with progress:
         yield update

@@ -1,20 +1,8 @@
-"""The model card (README.md) written into converted folders, and the source file's checksum."""
+"""The model card (README.md) written into converted folders."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 from imgsent.config import ModelConfig
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_card(config: ModelConfig) -> str:

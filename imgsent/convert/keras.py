@@ -15,23 +15,27 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from imgsent.config import ArchitectureConfig, ModelConfig, PreprocessConfig
-from imgsent.convert.card import file_sha256, model_card
+from imgsent.convert.card import model_card
 from imgsent.errors import ConversionError, MissingExtraError
+from imgsent.hashing import file_sha256
 from imgsent.models.network import build_network, save_model_folder
-from imgsent.registry import get_architecture
+from imgsent.registry import PAPER_RELEASES, PaperRelease, Scale, ViT, get_architecture
 
-Scale = Literal["unit", "symmetric"]
 _SCALES: dict[str, tuple[float, float]] = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}
 
 
 @dataclass(frozen=True)
 class KerasPreset:
     """What a Keras student is and how to feed it; what its weight shapes cannot tell.
+
+    The presets of the authors' students are built from their records
+    (:data:`imgsent.registry.PAPER_RELEASES`) and the ViT architecture records; write one by
+    hand only for another ViT size.
 
     Args:
         name: Preset name, e.g. ``"vit-b32"``.
@@ -44,10 +48,12 @@ class KerasPreset:
         image_size: Input side, in pixels.
         head_hidden: Width of the head's hidden Dense layer.
         scale: ``"unit"`` feeds ``x / 255``; ``"symmetric"`` feeds ``x / 127.5 - 1``.
+        head_activation: The head's GELU: ``"gelu_tanh"`` (the authors') or ``"gelu"``.
+        layer_norm_eps: Epsilon of every LayerNorm.
 
     Example:
-        >>> PRESETS["vit-b32"].image_size, PRESETS["vit-b32"].scale
-        (224, 'unit')
+        >>> PRESETS["vit-b32"].image_size, PRESETS["vit-b32"].scale, PRESETS["vit-b32"].num_heads
+        (224, 'unit', 12)
     """
 
     name: str
@@ -60,26 +66,22 @@ class KerasPreset:
     image_size: int
     head_hidden: int = 32
     scale: Scale = "symmetric"
+    head_activation: str = "gelu_tanh"
+    layer_norm_eps: float = 1e-6
+
+    @classmethod
+    def from_release(cls, release: PaperRelease) -> KerasPreset:
+        """The preset of one released student: its ViT size from the architecture record, the rest from the release."""
+        vit = get_architecture(release.architecture).backbone
+        if not isinstance(vit, ViT):  # pragma: no cover - the release table names ViTs only
+            raise ConversionError(f"Release {release.filename!r} names {release.architecture!r}, which is not a ViT.")
+        return cls(release.preset, release.architecture, vit.patch_size, vit.hidden_size, vit.num_hidden_layers,
+                   vit.num_attention_heads, vit.intermediate_size, release.image_size, release.head_hidden, release.scale,
+                   release.head_activation, release.layer_norm_eps)
 
 
-PRESETS: dict[str, KerasPreset] = {
-    "vit-b32": KerasPreset("vit-b32", "vit_b32", 32, 768, 12, 12, 3072, 224, scale="unit"),
-    "vit-b16": KerasPreset("vit-b16", "vit_b16", 16, 768, 12, 12, 3072, 384),
-    "vit-l32": KerasPreset("vit-l32", "vit_l32", 32, 1024, 24, 16, 4096, 384),
-    "vit-l16": KerasPreset("vit-l16", "vit_l16", 16, 1024, 24, 16, 4096, 384),
-}
-
-# The release's file names (without .h5) -> preset.
-FILE_PRESETS: dict[str, str] = {
-    "ViT_L16": "vit-l16",
-    "ViT_B16": "vit-b16",
-    "ViT_B32": "vit-b32",
-    "ViT_L32": "vit-l32",
-    "bal_T4SA2.0": "vit-b32",
-    "B-T4SA_1.0_upd_filt": "vit-b32",
-    "bal_flat_T4SA2.0": "vit-b32",
-    "B-T4SA_1.0_upd": "vit-b32",
-}
+PRESETS: dict[str, KerasPreset] = {r.preset: KerasPreset.from_release(r) for r in PAPER_RELEASES.values()}
+"""The presets of the authors' students, by name (``vit-b32``, ``vit-b16``, ``vit-l32``, ``vit-l16``)."""
 
 _BLOCK = r"encoderblock_(\d+)/(?:.+/)?"
 _PATTERNS: dict[str, re.Pattern[str]] = {
@@ -234,14 +236,14 @@ def infer_preset(path: str | os.PathLike[str], shape: dict[str, int]) -> KerasPr
     """
     by_shape = [p for p in PRESETS.values() if _mismatches(p, shape) == []]
     stem = Path(path).name.removesuffix(".h5")
-    if stem in FILE_PRESETS:
-        return PRESETS[FILE_PRESETS[stem]]
+    if stem in PAPER_RELEASES:
+        return PRESETS[PAPER_RELEASES[stem].preset]
     if len(by_shape) == 1:
         return by_shape[0]
     found = ", ".join(f"{k}={v}" for k, v in shape.items())
     if not by_shape:
         raise ConversionError(
-            f"{Path(path).name!r} has weights ({found}) that match none of the presets ({', '.join(PRESETS)}). "
+            f"{Path(path).name!r} has weights ({found}) that match none of the presets ({', '.join(sorted(PRESETS))}). "
             "For another ViT size, pass a KerasPreset with its head count and normalisation to "
             "imgsent.convert.convert_keras(..., preset=KerasPreset(...))."
         )
@@ -289,7 +291,7 @@ def convert_keras(
     tensors, shape = map_weights(read_h5(path), source=repr(os.fspath(path)))
     if isinstance(preset, str):
         if preset not in PRESETS:
-            raise ConversionError(f"Unknown preset {preset!r}. Valid presets: {', '.join(PRESETS)}.")
+            raise ConversionError(f"Unknown preset {preset!r}. Valid presets: {', '.join(sorted(PRESETS))}.")
         preset = PRESETS[preset]
     chosen = preset if preset is not None else infer_preset(path, shape)
     wrong = _mismatches(chosen, shape)
@@ -317,7 +319,8 @@ def convert_keras(
 
 def _config(preset: KerasPreset, path: str | os.PathLike[str]) -> ModelConfig:
     backbone = get_architecture(preset.architecture).backbone
-    args: dict[str, Any] = {"head_hidden": preset.head_hidden, "head_activation": "gelu_tanh", "layer_norm_eps": 1e-6}
+    args: dict[str, Any] = {"head_hidden": preset.head_hidden, "head_activation": preset.head_activation,
+                           "layer_norm_eps": preset.layer_norm_eps}
     for key, ours in (("patch_size", "patch_size"), ("hidden_size", "hidden_size"), ("num_hidden_layers", "num_layers"),
                       ("num_attention_heads", "num_heads"), ("intermediate_size", "mlp_dim")):
         if getattr(backbone, key) != getattr(preset, ours):

@@ -19,13 +19,13 @@ it takes a list of image paths and returns a float tensor of shape ``[len(paths)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from imgsent.distill.corpus import Post
 from imgsent.errors import EmbeddingError, InvalidConfigError
+from imgsent.hashing import file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -86,13 +86,9 @@ class DedupReport:
         }
 
 
-def sha256_file(path: str, *, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str) -> str:
     """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def find_exact_duplicates(paths: Sequence[str]) -> DedupReport:

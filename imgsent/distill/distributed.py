@@ -1,4 +1,5 @@
-"""Distributed setup: the one place that reads torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``.
+"""Distributed setup: joins the process group that torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` describe
+(read by :func:`imgsent.environment.launch_from_env`).
 
 A single process is a world of size 1, so the trainer, the probe and the pipeline run the same
 code with and without torchrun.
@@ -6,23 +7,23 @@ code with and without torchrun.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from imgsent.environment import cuda_index, launch_from_env
 from imgsent.runtime import resolve_device
 
 
 def process_rank() -> int:
     """This process's rank under torchrun (``RANK``), 0 otherwise."""
-    return int(os.environ.get("RANK", "0"))
+    return launch_from_env().rank
 
 
 def world_size() -> int:
     """Number of processes under torchrun (``WORLD_SIZE``), 1 otherwise."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return launch_from_env().world_size
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ def setup_distributed(device: str) -> DistEnv:
     world = world_size()
     if world <= 1:
         return DistEnv(0, 1, 0, resolve_device(device), False)
-    rank, local_rank = process_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = process_rank(), launch_from_env().local_rank
     resolved = resolve_device(device)
     if resolved.type == "cuda":
-        resolved = torch.device("cuda", local_rank)
+        resolved = torch.device("cuda", cuda_index(local_rank, torch.cuda.device_count()))
         torch.cuda.set_device(resolved)
     owns = not dist.is_initialized()
     if owns:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from imgsent.config import LABELS
 from imgsent.errors import TeacherError, require_extra
+from imgsent.hashing import update_from_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -225,9 +226,7 @@ def _folder_hash(source: str) -> str:
     for name in ("config.json", "model.safetensors"):
         path = folder / name
         if path.is_file():
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
+            update_from_file(digest, path)
     return "sha256:" + digest.hexdigest()[:16]
 
 

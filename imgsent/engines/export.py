@@ -1,28 +1,29 @@
-"""ONNX export of a model, and the export cache that ONNX Runtime and OpenVINO load from.
+"""ONNX export of a model (what ONNX Runtime and OpenVINO run; cached by :mod:`imgsent.engines.cache`).
 
 The exported graph takes normalised float32 pixels ``[batch, 3, S, S]`` (input ``pixels``,
-dynamic batch) and returns softmax probabilities ``[batch, 3]`` (output ``probabilities``).
-The preprocessing that turns an image into that input (size, resize mode, filter, mean, std)
-and the labels are written into the file's metadata, so the file is usable outside Python.
+dynamic batch) and returns calibrated softmax probabilities ``[batch, 3]`` (output
+``probabilities``; the graph is traced from :class:`~imgsent.engines.torch_engine.Calibrated`).
+Every step that turns an image file into that input has its own ``imgsent.*`` metadata key
+(:func:`onnx_metadata`), so the file is a self-describing deployment file: the recipe in
+``docs/how-to/engines.md`` rebuilds imgsent's numbers from the keys with Pillow and NumPy alone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 
 from imgsent.config import PreprocessConfig
+from imgsent.engines.torch_engine import Calibrated
 from imgsent.errors import EngineError, require_extra
+from imgsent.pixels import ALPHA_BACKGROUND
+from imgsent.transforms import LETTERBOX_FILL, normalize
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
@@ -30,19 +31,8 @@ if TYPE_CHECKING:
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 OPSET = 17
-EXPORT_FORMAT = 1  # bump when the exported graph changes, so old cache entries are not reused
-_MANIFEST = "manifest.json"
-
-
-class _Probabilities(nn.Module):
-    """The network, its calibration temperature and a softmax: what the exported graph computes."""
-
-    def __init__(self, model: SentimentModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(pixels).float() / self.model.config.temperature, dim=-1)
+EXPORT_FORMAT = 2  # bump when the exported graph or its metadata changes, so old cache entries are not reused
+METADATA_VERSION = 2  # imgsent.metadata_version: 2 gives every pixel-changing step its own key
 
 
 def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset: int = OPSET) -> Path:
@@ -77,7 +67,7 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    net = _Probabilities(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
+    net = Calibrated(copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format))
     size = model.config.preprocess.image_size
     example = torch.zeros(2, 3, size, size)
     try:
@@ -101,17 +91,45 @@ def export_onnx(model: SentimentModel, output: str | os.PathLike[str], *, opset:
 
 
 def onnx_metadata(model: SentimentModel) -> dict[str, str]:
-    """The metadata written into an export: preprocessing, labels and architecture, as strings."""
+    """The metadata written into an export: one ``imgsent.*`` key per step that changes the input or output.
+
+    Values are JSON (``true``, ``3.0``, ``null``, ``[224, 224]``) except the plain-text names
+    ``imgsent.resize_mode``, ``imgsent.interpolation``, ``imgsent.architecture`` and the
+    descriptions ``imgsent.input`` and ``imgsent.output``. See ``docs/how-to/engines.md`` for the
+    meaning of every key and a client that follows them.
+
+    Example:
+        >>> from imgsent.models.sentiment import SentimentModel
+        >>> meta = onnx_metadata(SentimentModel.from_pretrained())
+        >>> meta["imgsent.jpeg_draft"], meta["imgsent.jpeg_draft_size"], meta["imgsent.resize_reducing_gap"]
+        ('true', '[224, 224]', '3.0')
+    """
     cfg = model.config
     pre = cfg.preprocess
+    size = pre.image_size
     return {
-        "imgsent.input": f"{INPUT_NAME}: float32 [batch, 3, {pre.image_size}, {pre.image_size}], RGB, "
-        "(value / 255 - mean) / std",
-        "imgsent.output": f"{OUTPUT_NAME}: float32 [batch, 3], softmax of logits / temperature over labels",
+        "imgsent.metadata_version": str(METADATA_VERSION),
+        "imgsent.input": f"{INPUT_NAME}: float32 [batch, 3, {size}, {size}], RGB, (value / 255 - mean) / std",
+        "imgsent.output": f"{OUTPUT_NAME}: float32 [batch, 3], softmax(logits / temperature) in the order of "
+        "imgsent.labels; the graph already applies the temperature",
         "imgsent.labels": json.dumps(list(cfg.labels)),
-        "imgsent.image_size": str(pre.image_size),
+        "imgsent.temperature": json.dumps(cfg.temperature),
+        # decoding (imgsent.images.decode_image), in the order it happens
+        "imgsent.frame": json.dumps("first"),
+        "imgsent.jpeg_draft": json.dumps(pre.jpeg_draft),
+        "imgsent.jpeg_draft_size": json.dumps([size, size] if pre.jpeg_draft else None),
+        "imgsent.exif_orientation": json.dumps("apply"),
+        "imgsent.alpha_background": json.dumps(list(ALPHA_BACKGROUND)),
+        "imgsent.high_bit_depth": json.dumps("I;16: value / 257, rounded; I and F: see imgsent.images"),
+        # resizing (imgsent.transforms.preprocess)
+        "imgsent.image_size": str(size),
         "imgsent.resize_mode": pre.resize_mode,
         "imgsent.interpolation": pre.interpolation,
+        "imgsent.resize_antialias": json.dumps(pre.resize_antialias),
+        "imgsent.resize_reducing_gap": json.dumps(pre.reducing_gap if pre.resize_antialias else None),
+        "imgsent.letterbox_fill": json.dumps(list(LETTERBOX_FILL)),
+        "imgsent.resize_rounding": json.dumps("uint8" if pre.resize_antialias else "none"),
+        # normalisation (imgsent.transforms.normalize)
         "imgsent.mean": json.dumps(list(pre.mean)),
         "imgsent.std": json.dumps(list(pre.std)),
         "imgsent.architecture": cfg.architecture.name,
@@ -119,89 +137,6 @@ def onnx_metadata(model: SentimentModel) -> dict[str, str]:
     }
 
 
-def model_digest(model: SentimentModel) -> str:
-    """SHA-256 over the config, every weight (name, dtype, shape, bytes) and the exporter versions."""
-    h = hashlib.sha256()
-    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    h.update(f"|format={EXPORT_FORMAT}|opset={OPSET}|torch={torch.__version__}|".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{name}|{list(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def cache_root() -> Path:
-    """``$IMGSENT_CACHE/engines``, else ``$XDG_CACHE_HOME/imgsent/engines``, else ``~/.cache/imgsent/engines``."""
-    if os.environ.get("IMGSENT_CACHE"):
-        return Path(os.environ["IMGSENT_CACHE"]) / "engines"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "imgsent" / "engines"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _valid_entry(folder: Path) -> Path | None:
-    """The cached file if its manifest matches its size and SHA-256, else ``None``."""
-    path = folder / "model.onnx"
-    try:
-        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
-        if path.stat().st_size == manifest["size"] and _file_sha256(path) == manifest["sha256"]:
-            return path
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def cached_onnx(
-    model: SentimentModel, *, cache_dir: str | os.PathLike[str] | None = None, key: str | None = None
-) -> Path:
-    """The ONNX export of ``model`` from the cache, exporting it on first use.
-
-    Entries are keyed by :func:`model_digest` (or ``key``, a digest of the model's files), so a changed config or weight never reuses a
-    stale export. An entry whose file does not match the size and SHA-256 in its manifest
-    (truncated, edited, half-written) is exported again. Writes are atomic (temporary folder,
-    then rename), so concurrent processes never see a partial entry.
-
-    Raises:
-        MissingExtraError: ``onnx`` is not installed.
-        EngineError: The export failed.
-    """
-    root = Path(cache_dir) if cache_dir is not None else cache_root()
-    folder = root / (key or model_digest(model))
-    found = _valid_entry(folder)
-    if found is not None:
-        return found
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-    try:
-        path = export_onnx(model, staging / "model.onnx")
-        manifest = {"sha256": _file_sha256(path), "size": path.stat().st_size, "opset": OPSET,
-                    "architecture": model.config.architecture.name, "torch": torch.__version__}
-        (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
-        try:
-            staging.rename(folder)
-        except OSError:  # another process won the race; use its entry if it is sound
-            if _valid_entry(folder) is None:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    found = _valid_entry(folder)
-    if found is None:
-        raise EngineError(f"The ONNX export cache entry {folder} could not be written or verified.")
-    return found
-
-
 def normalize_numpy(pixels: torch.Tensor, cfg: PreprocessConfig) -> np.ndarray:
-    """uint8 batch ``[B, 3, S, S]`` -> contiguous float32 numpy, normalised as in the torch engine."""
-    from imgsent.transforms import normalize
-
+    """Pixels ``[B, 3, S, S]`` in [0, 255] -> contiguous float32 numpy, normalised as in the torch engine."""
     return np.ascontiguousarray(normalize(pixels.contiguous(), cfg).numpy())

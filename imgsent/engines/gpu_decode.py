@@ -7,7 +7,9 @@ oddities, a batch call that fails) falls back, file by file, to the CPU decoder,
 file still becomes one error row.
 
 Only ``resize_mode="squash"`` is resized on the GPU (bicubic/bilinear with antialiasing, as
-PIL does); other modes keep CPU decoding.
+PIL does); other modes keep CPU decoding. The GPU decodes every JPEG at full scale and resizes
+in one step, so its pixels differ slightly from :func:`imgsent.transforms.load_pixels` (no draft
+decoding, no ``reducing_gap``, nvJPEG's own IDCT); the CPU fallback is ``load_pixels`` itself.
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from imgsent.config import PreprocessConfig
-from imgsent.data import DecodedBatch, make_loader
-from imgsent.errors import ImgsentError
-from imgsent.images import DEFAULT_MAX_PIXELS, describe_source, load_image
-from imgsent.transforms import preprocess
+from imgsent.data import DecodedBatch, StreamBatches, decode_or_error, make_loader
+from imgsent.images import DEFAULT_MAX_PIXELS, describe_source
 
 _JPEG_SOI = b"\xff\xd8\xff"
 _GPU_FILTERS = {"bilinear": "bilinear", "bicubic": "bicubic"}
@@ -65,18 +65,6 @@ def read_jpeg_bytes(source: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
-def cpu_decode(source: Any, cfg: PreprocessConfig, max_pixels: int) -> tuple[torch.Tensor | None, str | None]:
-    """Decode one source on the CPU exactly as the DataLoader workers do."""
-    name = describe_source(source)
-    try:
-        image = load_image(source, max_pixels=max_pixels, draft_size=(cfg.image_size, cfg.image_size))
-        return preprocess(image, cfg), None
-    except ImgsentError as exc:
-        return None, str(exc)
-    except Exception as exc:  # a decoder bug must not end the run
-        return None, f"{name}: unexpected {type(exc).__name__}: {exc}"
-
-
 def _nvjpeg(device: torch.device) -> Decoder:
     import warnings
 
@@ -91,10 +79,11 @@ def _nvjpeg(device: torch.device) -> Decoder:
 
 
 def resize_on_device(image: torch.Tensor, cfg: PreprocessConfig) -> torch.Tensor:
-    """uint8 ``[3, H, W]`` -> uint8 ``[3, S, S]`` on the image's device (antialiased squash)."""
+    """uint8 ``[3, H, W]`` -> float32 ``[3, S, S]`` of whole numbers in [0, 255] on the image's device
+    (antialiased squash, rounded as Pillow rounds)."""
     size = cfg.image_size
     out = F.interpolate(image[None].float(), size=(size, size), mode=_GPU_FILTERS[cfg.interpolation], antialias=True, align_corners=False)
-    return out[0].round_().clamp_(0, 255).to(torch.uint8)
+    return out[0].round_().clamp_(0, 255)
 
 
 def decode_batch(
@@ -118,17 +107,19 @@ def decode_batch(
                     decoded[i] = decoder([data[i]])[0]  # type: ignore[list-item]
                 except Exception:
                     pass
+    sizes: list[tuple[int, int] | None] = [None] * len(sources)
     for i, source in enumerate(sources):
         if i in decoded:
             pixels[i] = resize_on_device(decoded[i].to(device), cfg)
+            sizes[i] = (int(decoded[i].shape[-1]), int(decoded[i].shape[-2]))
         else:
-            tensor, errors[i] = cpu_decode(source, cfg, max_pixels)
+            tensor, sizes[i], errors[i] = decode_or_error(source, cfg, max_pixels)
             pixels[i] = None if tensor is None else tensor.to(device)
     ok = [p is not None for p in pixels]
     stacked = [p for p in pixels if p is not None]
-    batch = torch.stack(stacked) if stacked else torch.empty(0, dtype=torch.uint8, device=device)
+    batch = torch.stack(stacked) if stacked else torch.empty(0, device=device)
     positions = torch.arange(len(sources), dtype=torch.long)  # within the batch; prediction keeps order itself
-    return DecodedBatch([describe_source(s) for s in sources], batch, ok, errors, positions)
+    return DecodedBatch([describe_source(s) for s in sources], batch, ok, errors, positions, sizes)
 
 
 def iter_gpu_batches(
@@ -141,33 +132,21 @@ def iter_gpu_batches(
     decode runs here. ``decoder`` defaults to nvJPEG on ``device``.
     """
     decode = decoder or _nvjpeg(device)
-    reader = _ByteReader(max_pixels)
-    for chunk in _ordered_chunks(sources, batch_size, workers, reader):
+    loader = make_loader(_ByteReader(max_pixels), StreamBatches(sources, batch_size), workers=workers, collate_fn=list)
+    for chunk in loader:
         batch_sources, batch_data = zip(*chunk) if chunk else ((), ())
         yield decode_batch(list(batch_sources), list(batch_data), cfg, device, decoder=decode, max_pixels=max_pixels)
 
 
 class _ByteReader:
-    """Picklable per-source reader for the DataLoader workers."""
+    """Picklable reader for the DataLoader workers: ``(position, source)`` -> ``(source, JPEG bytes or None)``."""
 
     def __init__(self, max_pixels: int) -> None:
         self.max_pixels = max_pixels
 
-    def __getitem__(self, source: Any) -> tuple[Any, torch.Tensor | None]:
+    def __getitem__(self, key: tuple[int, Any]) -> tuple[Any, torch.Tensor | None]:
+        _, source = key
         return source, read_jpeg_bytes(source, self.max_pixels)
-
-
-def _ordered_chunks(sources: Iterable[Any], batch_size: int, workers: int, reader: _ByteReader) -> Iterator[list[Any]]:
-    from itertools import islice
-
-
-    def batches() -> Iterator[list[Any]]:
-        iterator = iter(sources)
-        while chunk := list(islice(iterator, batch_size)):
-            yield chunk
-
-    loader = make_loader(reader, batches(), workers=workers, collate_fn=list)
-    yield from loader
 
 
 __all__ = ["decode_batch", "gpu_decode_supported", "iter_gpu_batches", "read_jpeg_bytes"]

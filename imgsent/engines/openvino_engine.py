@@ -40,8 +40,8 @@ class OpenVinoEngine:
     OpenVINO's CPU plugin runs bf16 by default on CPUs with native bf16; this engine pins the
     inference precision to the requested ``dtype`` so float32 stays exact on every CPU. The
     normalisation is compiled into the model, so batches go in as the decoders made them
-    (uint8, or float32 for models that resize without antialiasing) and OpenVINO folds the
-    scaling into the first layer instead of the Python thread doing it between batches.
+    (float32 pixels in [0, 255]) and OpenVINO folds the scaling into the first layer instead of
+    the Python thread doing it between batches. The temperature is part of the exported graph.
     """
 
     name = "openvino"
@@ -51,8 +51,7 @@ class OpenVinoEngine:
         self.path = Path(path)
         self.preprocess = preprocess
         self.dtype = dtype
-        # What the decoders hand over: uint8, or float32 when the resize skips antialiasing.
-        self._input_dtype = np.uint8 if preprocess.resize_antialias else np.float32
+        self._input_dtype = np.float32  # what the decoders hand over (imgsent.transforms.load_pixels)
         self._core = shared_core()
         try:
             self._model = _with_normalisation(self._core.read_model(str(self.path)), preprocess, self._input_dtype)
@@ -93,7 +92,7 @@ class OpenVinoEngine:
         self.threads = threads
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``.
+        """Pixels ``[B, 3, S, S]`` in [0, 255] -> float32 calibrated probabilities ``[B, 3]``.
 
         The batch goes to the streams in chunks of :data:`CHUNK` images, each stream taking the
         next chunk as soon as it is free, so the streams finish together and each chunk's

@@ -46,7 +46,7 @@ class OrtEngine:
         self.threads = threads
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``."""
+        """Pixels ``[B, 3, S, S]`` in [0, 255] -> float32 calibrated probabilities ``[B, 3]`` (the graph applies the temperature)."""
         inputs = normalize_numpy(pixels, self.preprocess)
         (probs,) = self._session.run(None, {INPUT_NAME: inputs})
         return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))

@@ -1,4 +1,4 @@
-"""The PyTorch engine: eager forward pass on any torch device."""
+"""The PyTorch engine: eager forward pass on any torch device, and :class:`Calibrated`, the output step every engine shares."""
 
 from __future__ import annotations
 
@@ -6,11 +6,31 @@ import contextlib
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from imgsent.transforms import normalize
 
 if TYPE_CHECKING:
     from imgsent.models.sentiment import SentimentModel
+
+
+class Calibrated(nn.Module):
+    """A model's network followed by its calibration: ``softmax(logits / config.temperature)``.
+
+    The one place the temperature is applied. :class:`TorchEngine` runs this module, and the ONNX
+    export (:func:`imgsent.engines.export.export_onnx`) is traced from it, so ONNX Runtime,
+    OpenVINO and a deployed ``.onnx`` file compute the same calibrated probabilities.
+    Explanations differentiate the network's logits and take their probabilities from the
+    predictor, so they never apply it again.
+    """
+
+    def __init__(self, model: SentimentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]``."""
+        return torch.softmax(self.model(pixels).float() / self.model.config.temperature, dim=-1)
 
 
 class TorchEngine:
@@ -26,13 +46,13 @@ class TorchEngine:
         self.device = device
         self.dtype = dtype
         self.preprocess = model.config.preprocess
-        self.temperature = model.config.temperature
         self.model = model.eval().to(device)
         if device.type == "cpu" and dtype != torch.float32:
             self.model = self.model.to(dtype)
         self._channels_last = device.type in ("cuda", "cpu")
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._calibrated = Calibrated(self.model)
 
     @property
     def threads(self) -> int:
@@ -45,7 +65,7 @@ class TorchEngine:
 
     @torch.inference_mode()
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 batch ``[B, 3, S, S]`` -> float32 probabilities ``[B, 3]`` on the CPU."""
+        """Pixels ``[B, 3, S, S]`` in [0, 255] -> float32 calibrated probabilities ``[B, 3]`` on the CPU."""
         pixels = pixels.to(self.device, non_blocking=True)
         if self._channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
@@ -53,7 +73,7 @@ class TorchEngine:
             reduced = self.dtype != torch.float32
             autocast = torch.autocast("cuda", dtype=self.dtype) if reduced else contextlib.nullcontext()
             with autocast:
-                logits = self.model(normalize(pixels, self.preprocess))
+                probs = self._calibrated(normalize(pixels, self.preprocess))
         else:
-            logits = self.model(normalize(pixels, self.preprocess, dtype=self.dtype))
-        return torch.softmax(logits.float() / self.temperature, dim=-1).cpu()
+            probs = self._calibrated(normalize(pixels, self.preprocess, dtype=self.dtype))
+        return probs.float().cpu()

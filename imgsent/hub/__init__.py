@@ -13,9 +13,11 @@ a missing repo, revision or file raises :class:`~imgsent.errors.ModelNotFoundErr
 an unreachable or failing server raises :class:`~imgsent.errors.HubError`.
 
 Modules: :mod:`~imgsent.hub.names` (packaged model, known names, local folders, repo ids),
-:mod:`~imgsent.hub.download` (resolve, download, list the cache), :mod:`~imgsent.hub.push`
+:mod:`~imgsent.hub.download` (resolve, download, list the cache), :mod:`~imgsent.hub.release`
+(the authors' release files, handed to a converter the caller gives), :mod:`~imgsent.hub.push`
 (publish), :mod:`~imgsent.hub.translate` (``huggingface_hub`` errors to imgsent errors) and
-:mod:`~imgsent.hub.client` (settings shared by every transfer).
+:mod:`~imgsent.hub.client` (settings shared by every transfer). Nothing here imports
+:mod:`imgsent.convert`.
 """
 
 from __future__ import annotations

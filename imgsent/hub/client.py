@@ -1,8 +1,8 @@
-"""The ``huggingface_hub`` client settings every transfer shares: files, user agent, offline mode."""
+"""The ``huggingface_hub`` client settings every transfer shares: files and user agent (offline mode is
+:func:`imgsent.environment.is_offline`)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from imgsent.config import CONFIG_NAME, WEIGHTS_NAME
@@ -29,11 +29,3 @@ def imgsent_version() -> str:
         return version("imgsent")
     except PackageNotFoundError:
         return "0+unknown"
-
-
-def is_offline(local_files_only: bool | None) -> bool:
-    """Whether this call must not use the network."""
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-    return bool(local_files_only) or bool(constants.HF_HUB_OFFLINE) or env

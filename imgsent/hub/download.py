@@ -11,7 +11,8 @@ from typing import Any
 
 from imgsent.config import CONFIG_NAME, WEIGHTS_NAME
 from imgsent.errors import HubError, ModelNotFoundError, UnsafeWeightsError
-from imgsent.hub.client import ALLOW_PATTERNS, api_client, imgsent_version, is_offline
+from imgsent.environment import is_offline
+from imgsent.hub.client import ALLOW_PATTERNS, api_client, imgsent_version
 from imgsent.hub.names import (
     CONVERT_HINT,
     PICKLE_SUFFIXES,
@@ -22,7 +23,9 @@ from imgsent.hub.names import (
     package_default,
     validate_local,
 )
+from imgsent.hashing import update_from_file
 from imgsent.hub.translate import translate_error
+from imgsent.hub.release import ReleaseConverter, release_model_dir
 from imgsent.registry import BundledModel, PaperRelease
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -63,6 +66,7 @@ def resolve_model_dir(
     token: str | bool | None = None,
     local_files_only: bool | None = None,
     endpoint: str | None = None,
+    convert: ReleaseConverter | None = None,
 ) -> Path:
     """Return a local folder holding ``config.json`` and ``model.safetensors``.
 
@@ -80,6 +84,9 @@ def resolve_model_dir(
         local_files_only: ``True`` never touches the network. ``None`` (default) or ``False`` ask
             the Hub unless ``HF_HUB_OFFLINE=1``; if it cannot be reached, a cached copy is used.
         endpoint: Hub URL. Defaults to ``None`` (``HF_ENDPOINT`` or https://huggingface.co).
+        convert: Turns a paper model's release file into a folder on first use
+            (:data:`imgsent.convert.paper.CONVERTER`). Defaults to ``None``: paper models are only
+            found once converted.
 
     Returns:
         The model folder.
@@ -87,6 +94,7 @@ def resolve_model_dir(
     Raises:
         ModelNotFoundError: Unknown name, missing folder or files, missing repo, revision or
             file, or offline with nothing cached.
+        MissingExtraError: A paper model needs converting and ``h5py`` is missing (checked before downloading).
         UnsafeWeightsError: The folder or repo only has pickle weights (``.bin``, ``.pt``, ...).
         HubError: The Hub could not be reached or failed, and nothing usable was cached.
 
@@ -109,9 +117,9 @@ def resolve_model_dir(
         if isinstance(target, BundledModel):
             return package_default(target.folder)
         if isinstance(target, PaperRelease):  # the authors' Keras students: downloaded, converted, cached
-            from imgsent.convert.paper import paper_model_dir
-
-            return paper_model_dir(target.name, cache_dir=cache_dir, local_files_only=is_offline(local_files_only))
+            return release_model_dir(
+                name_or_path, target, convert=convert, cache_dir=cache_dir, local_files_only=local_files_only
+            )
         text = target.repo_id
         revision = revision if revision is not None else target.revision
     elif os.path.exists(os.path.expanduser(text)):
@@ -134,6 +142,7 @@ def download_model(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
+    convert: ReleaseConverter | None = None,
 ) -> Path:
     """Download a model into the Hugging Face cache so it loads later without network.
 
@@ -147,6 +156,7 @@ def download_model(
         cache_dir: Hugging Face cache folder. Defaults to ``None`` (``HF_HUB_CACHE``).
         token: Hub token for private repos; ``None`` uses ``HF_TOKEN`` or the saved login.
         endpoint: Hub URL. Defaults to ``None`` (``HF_ENDPOINT`` or https://huggingface.co).
+        convert: Converter for paper models, as in :func:`resolve_model_dir`.
 
     Returns:
         The model folder in the cache.
@@ -162,7 +172,8 @@ def download_model(
         PosixPath('/home/me/.cache/huggingface/hub/models--acme--imgsent-lite0/snapshots/3f1c...')
     """
     return resolve_model_dir(
-        name, revision=revision, cache_dir=cache_dir, token=token, local_files_only=False, endpoint=endpoint
+        name, revision=revision, cache_dir=cache_dir, token=token, local_files_only=False, endpoint=endpoint,
+        convert=convert,
     )
 
 
@@ -266,9 +277,7 @@ def _verify_blob(file: Path, *, repo_id: str) -> None:
     key = (os.fspath(blob), stat.st_size, stat.st_mtime_ns)
     if key in _verified_blobs:
         return
-    with blob.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    update_from_file(digest, blob)
     if digest.hexdigest() != blob.name:
         for path in (file, blob):
             path.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ def translate_error(
 
     if isinstance(exc, ImgsentError):
         return exc
-    rev, detail = revision or "main", _first_line(exc, token)
+    rev, detail = revision or "main", first_line(exc, token)
     what = f"{repo_id!r} (revision {rev!r})"
     if isinstance(exc, hf.GatedRepoError):
         return ModelNotFoundError(f"Hub repo {repo_id!r} is gated: accept its terms on the Hub, then pass token=...")
@@ -47,7 +47,7 @@ def translate_error(
             )
         cause = next((e for e in chain if not isinstance(e, hf.LocalEntryNotFoundError)), exc)
         return HubError(
-            f"Could not {action} {what}: the Hub failed or could not be reached ({_first_line(cause, token)}) "
+            f"Could not {action} {what}: the Hub failed or could not be reached ({first_line(cause, token)}) "
             "and no cached copy exists. Check your connection or HF_ENDPOINT and retry later. For a machine "
             f"without network: run `imgsent download {repo_id}` on one that reaches the Hub, copy its Hugging Face "
             "cache folder (HF_HUB_CACHE, default ~/.cache/huggingface/hub) across, and set HF_HUB_OFFLINE=1 there."
@@ -89,7 +89,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _first_line(exc: BaseException, token: str | bool | None) -> str:
+def first_line(exc: BaseException, token: str | bool | None) -> str:
     """Return the first meaningful line of an error message, with the token masked."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0].rstrip(".") if lines else type(exc).__name__

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from imgsent.errors import InvalidConfigError, require_extra
+from imgsent.options import PredictOptions
 from imgsent.outputs import Prediction, output_columns
 from imgsent.video import check_frames
 from imgsent.video_predict import iter_in_order
@@ -58,7 +59,8 @@ def classify(
         concurrency: Number of actors, each with its own model. Default 1.
         num_gpus: GPUs reserved per actor (``1`` puts one actor on each GPU; the model then
             runs on ``cuda``). Default 0.
-        num_cpus: CPUs reserved per actor; also its torch threads. Default 1.
+        num_cpus: CPUs reserved per actor; also its compute threads, whichever the engine (torch,
+            ONNX Runtime or OpenVINO). Default 1.
         binary: Drop neutral and compare negative with positive (the paper's protocol).
         frames: Frames sampled per video or animated GIF, WebP or PNG (given by path); its row
             holds their mean and the ``frames`` column their number. Default 8.
@@ -197,22 +199,21 @@ class _Classifier:
         self, model: str | None, options: dict[str, Any], column: str, path_column: str | None,
         batch_size: int, binary: bool, threads: int, frames: int = 8, frame_rows: bool = False,
     ) -> None:
-        import torch
-
         from imgsent.predictor import Predictor
+        from imgsent.runtime import set_worker_threads
 
-        torch.set_num_threads(threads)
+        set_worker_threads(threads)  # before loading: the torch network is built with these threads
         self.predictor = Predictor.from_pretrained(model, **options)
+        set_worker_threads(threads, self.predictor.engine)  # ONNX Runtime and OpenVINO keep their own threads
         self.column, self.path_column = column, path_column
-        self.batch_size, self.binary = batch_size, binary
+        self.options = PredictOptions(batch_size=batch_size, workers=0, binary=binary)
         self.frames, self.frame_rows = frames, frame_rows
         self.columns = list(output_columns(frames=True, time=frame_rows))
 
     def __call__(self, batch: dict[str, Any]) -> pyarrow.Table:
         images = [_plain(value) for value in batch[self.column]]
         try:
-            predictions = list(iter_in_order(self.predictor, images, frames=self.frames, batch_size=self.batch_size,
-                                             workers=0, binary=self.binary))
+            predictions = list(iter_in_order(self.predictor, images, self.options, frames=self.frames))
         except Exception:  # noqa: BLE001 - one bad input must not fail the batch: retry one by one
             predictions = [self._one(image) for image in images]
         rows = [p.to_row() for p in predictions]
@@ -227,7 +228,7 @@ class _Classifier:
         from imgsent.images import describe_source
 
         try:
-            return next(iter_in_order(self.predictor, [image], frames=self.frames, workers=0, binary=self.binary))
+            return next(iter_in_order(self.predictor, [image], self.options, frames=self.frames))
         except Exception as exc:  # noqa: BLE001 - reported in the row
             return Prediction.failed(describe_source(image), f"{type(exc).__name__}: {exc}")
 
@@ -275,7 +276,7 @@ class _Labeler:
 def _frame_rows(prediction: Prediction) -> list[dict[str, Any]]:
     from imgsent.video_outputs import VideoPrediction
 
-    return [frame.to_row() for frame in prediction.frames] if isinstance(prediction, VideoPrediction) else []
+    return [frame.to_row() for frame in prediction.frame_predictions] if isinstance(prediction, VideoPrediction) else []
 
 
 def _plain(value: Any) -> Any:

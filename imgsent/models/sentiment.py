@@ -74,10 +74,12 @@ class SentimentModel(nn.Module):
             >>> model.config.labels  # doctest: +SKIP
             ('negative', 'neutral', 'positive')
         """
+        from imgsent.convert.paper import CONVERTER
         from imgsent.hub import resolve_model_dir
 
         folder = resolve_model_dir(
-            name_or_path, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+            name_or_path, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
+            convert=CONVERTER,
         )
         return cls.from_folder(folder)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsent.errors import InvalidConfigError, require_extra
-from imgsent.report.results import SHOWN_LABELS, ResultRow, read_results
+from imgsent.report.results import SHOWN_LABELS, ResultRow, describe_model, read_report_input, read_results
 
 __all__ = ["ReportSummary", "build_report", "read_results", "write_report"]
 _BINS = 20
@@ -65,7 +65,8 @@ def write_report(
     Args:
         results: CSV or JSONL written by ``imgsent classify``.
         output: The HTML file to write.
-        model: Model name to show in the summary (the results file does not record it).
+        model: Model to show in the summary. Default: the model, revision and engine recorded
+            in the results file's sidecar (``<results>.imgsent.json``).
         images_root: Folder that relative image paths are resolved against. Default: the
             current directory, as for the classify run that wrote them.
         max_per_label: Thumbnails shown per label at most; larger labels are sampled evenly
@@ -92,9 +93,11 @@ def write_report(
         raise InvalidConfigError(f"max_per_label must be >= 1, got {max_per_label}.")
     if not 16 <= thumbnail_size <= 1024:
         raise InvalidConfigError(f"thumbnail_size must be in [16, 1024], got {thumbnail_size}.")
-    everything = read_results(results)
+    read = read_report_input(results)
+    everything = read.rows
     html = build_report(
-        everything, model=model, source=str(results), images_root=images_root, max_per_label=max_per_label,
+        everything, model=model or describe_model(read.record), source=str(results), images_root=images_root,
+        max_per_label=max_per_label,
         thumbnail_size=thumbnail_size, workers=workers, on_progress=on_progress,
     )
     output = Path(output)

@@ -1,119 +1,65 @@
-"""Read the CSV or JSONL written by ``imgsent classify`` back into rows for the report."""
+"""The rows and run record of a results file, as the report shows them (read by :mod:`imgsent.results`)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
+import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from imgsent.config import LABELS
-from imgsent.errors import InputNotFoundError, ResultsFileError
+from imgsent.outputs import OUTPUT_LABELS
+from imgsent.results import Malformed, ResultRow, RunRecord, open_results
 
-_UNCERTAIN = "uncertain"
-SHOWN_LABELS: tuple[str, ...] = (*LABELS, _UNCERTAIN)
+SHOWN_LABELS: tuple[str, ...] = OUTPUT_LABELS
 
 
 @dataclass(frozen=True)
-class ResultRow:
-    """One row of a results file.
+class ReportInput:
+    """What the report shows of a results file.
 
     Attributes:
-        path: The image path as written by classify.
-        label: A polarity, ``"uncertain"``, or ``None`` for an error row.
-        confidence: Probability of the label (of the polarity leaned to, for ``"uncertain"``).
-        probabilities: ``(negative, neutral, positive)``, or ``None`` for an error row.
-        error: Why the image could not be classified, else ``None``.
-        frames: Frames classified, on a video's or animation's row; else ``None``.
-        time: Seconds into the file, on a sampled frame's row (path ``<file>#t=<seconds>``); else ``None``.
+        rows: Every row; lines that are not valid rows become error rows that say so, and
+            ``confidence`` is filled in for files written before that column existed.
+        record: The run record from the sidecar, ``None`` when there is none.
+        torn: Whether the last line was torn by a killed write (it is not a row).
     """
 
-    path: str
-    label: str | None
-    confidence: float | None
-    probabilities: tuple[float, float, float] | None
-    error: str | None
-    frames: int | None = None
-    time: float | None = None
+    rows: list[ResultRow]
+    record: RunRecord | None
+    torn: bool
 
 
-def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
-    """Read a classify output (CSV or JSONL, chosen from the content); a malformed row becomes an error row.
-
-    Files written before the ``confidence`` column existed are read too: the confidence is then
-    the probability of the label.
+def read_report_input(path: str | os.PathLike[str]) -> ReportInput:
+    """Read a results file for the report.
 
     Raises:
         InputNotFoundError: The file does not exist.
         ResultsFileError: The file is unreadable, or neither classify CSV nor JSONL.
     """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise InputNotFoundError(f"Results file not found: {str(path)!r}. Write one with: imgsent classify DIR -o results.csv") from None
-    except OSError as exc:
-        raise ResultsFileError(f"Cannot read results file {str(path)!r}: {exc}") from None
-    stripped = text.lstrip()
-    if stripped.startswith("{"):
-        return [_jsonl_row(line, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None or "path" not in reader.fieldnames or "label" not in reader.fieldnames:
-        raise ResultsFileError(
-            f"{str(path)!r} is not a classify output: expected a CSV header with 'path' and 'label' "
-            f"(got {reader.fieldnames!r}) or JSONL objects."
-        )
-    return [_row(dict(r), n) for n, r in enumerate(reader, 2)]
+    results = open_results(path)
+    malformed: list[Malformed] = []
+    rows = [dataclasses.replace(row, confidence=row.label_confidence) for row in results.iter_rows(malformed)]
+    rows += [ResultRow(f"(line {bad.line})", error=bad.reason) for bad in malformed if bad.path is None]
+    return ReportInput(rows, results.record, results.torn > 0)
 
 
-def _jsonl_row(line: str, number: int) -> ResultRow:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
-        return ResultRow(f"(line {number})", None, None, None, "malformed JSON line in the results file")
-    if not isinstance(data, dict):
-        return ResultRow(f"(line {number})", None, None, None, "results line is not a JSON object")
-    return _row(data, number)
+def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
+    """The rows of a results file as the report shows them (see :func:`read_report_input`).
+
+    Raises:
+        InputNotFoundError: The file does not exist.
+        ResultsFileError: The file is unreadable, or neither classify CSV nor JSONL.
+    """
+    return read_report_input(path).rows
 
 
-def _row(data: dict[str, object], number: int) -> ResultRow:
-    path = str(data.get("path") or f"(line {number})")
-    error = data.get("error")
-    frames, time = _count(data.get("frames")), _seconds(data.get("time"))
-    if error not in (None, ""):
-        return ResultRow(path, None, None, None, str(error), frames, time)
-    label = data.get("label")
-    probs = tuple(_number(data.get(name)) for name in LABELS)
-    if label not in SHOWN_LABELS or any(p is None for p in probs):
-        return ResultRow(path, None, None, None, f"malformed row {number} in the results file (label {label!r})")
-    probabilities: tuple[float, float, float] = probs  # type: ignore[assignment]
-    confidence = _number(data.get("confidence"))
-    if confidence is None:
-        confidence = max(probabilities) if label == _UNCERTAIN else probabilities[LABELS.index(str(label))]
-    return ResultRow(path, str(label), confidence, probabilities, None, frames, time)
+def describe_model(record: RunRecord | None) -> str | None:
+    """The model line of the report from a run record: name, revision and engine; ``None`` without a record.
 
-
-def _count(value: object) -> int | None:
-    try:
-        return int(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
+    Example:
+        >>> describe_model(RunRecord("csv", "default", "bundled with imgsent 0.1.0", "float32", False, "/d", "0.1.0", 0.0, "openvino"))
+        'default (revision bundled with imgsent 0.1.0, engine openvino, float32)'
+    """
+    if record is None:
         return None
-
-
-def _seconds(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+    return (f"{record.model} (revision {record.revision or '-'}, engine {record.engine or 'not recorded'}, "
+            f"{record.dtype}{', binary' if record.binary else ''})")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from imgsent.environment import available_cores
 from imgsent.images import DEFAULT_MAX_PIXELS, load_image
 from imgsent.scan import has_video_extension
 from imgsent.video import sample_frames
@@ -36,7 +36,7 @@ def make_thumbnails(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[str | None]:
     """Thumbnails of ``paths`` in order, decoded by a thread pool (Pillow releases the GIL while decoding)."""
-    workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    workers = workers or min(8, available_cores() + 1)
     out: list[str | None] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done, uri in enumerate(pool.map(lambda p: thumbnail_uri(p, size), paths), 1):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from imgsent.report.results import ResultRow
+from imgsent.results import ResultRow
 from imgsent.video_outputs import split_frame_path
 
 MAX_VIDEOS = 200
