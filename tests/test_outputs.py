@@ -44,8 +44,12 @@ def test_predictor_repr(tiny_model_dir):
 
 def test_one_column_table_drives_the_writer_and_the_reader():
     assert COLUMNS == ("path", "label", "confidence", "negative", "neutral", "positive", "error")
-    assert tuple(f.name for f in dataclasses.fields(ResultRow)) == COLUMNS
-    assert tuple(Prediction("a.jpg", "positive", 0.1, 0.2, 0.7).to_row()) == COLUMNS
+    names = tuple(column.name for column in RESULT_COLUMNS)
+    assert names == (*COLUMNS, "frames", "time")  # the optional ones: videos and their frames
+    assert tuple(f.name for f in dataclasses.fields(ResultRow)) == names
+    assert tuple(Prediction("a.jpg", "positive", 0.1, 0.2, 0.7).to_row()) == names
+    prediction_fields = [f.name for f in dataclasses.fields(Prediction)]
+    assert set(names) - {"path"} <= set(prediction_fields) and "source" in prediction_fields
     assert all(column.help and "{" not in column.help for column in RESULT_COLUMNS)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from imgsent.classify import classify_files, count_images
+from imgsent.classify import classify_files, plan_classify
 from imgsent.cli.app import app
 from imgsent.merge import merge_parts
 from imgsent.predictor import Predictor
@@ -86,7 +86,7 @@ def test_resume_never_writes_a_frame_row_twice(media: Path, predictor: Predictor
             or line.startswith(video + "#t=1,")]
     out.write_text("\n".join(kept) + "\n")
     assert len(kept) == len(full) - 2
-    summary = classify_files(predictor, [media], output=out, workers=0, frames=3, frame_rows=True, resume=True)
+    summary = classify_files(predictor, [media], output=out, workers=0, frames=3, frame_rows=True, mode="resume")
     assert summary.skipped == 3 and summary.classified == 1
     again = out.read_text().splitlines()
     assert sorted(again) == sorted(full) and len(set(again)) == len(again)
@@ -141,8 +141,33 @@ def test_missing_pyav_is_one_hint_and_error_rows(media: Path, tiny_model_dir: Pa
     assert rows[str(media / "anim.gif")]["error"] == ""  # animations need only Pillow
 
 
-def test_count_images_counts_videos(media: Path) -> None:
-    assert count_images([media]).videos == 2 and count_images([media]).total == 4
+def test_the_plan_counts_videos_and_chooses_the_frames_column(media: Path, tmp_path: Path) -> None:
+    plan = plan_classify([media])
+    assert plan.videos == 2 and len(plan.files) == 4 and plan.media
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy("examples/images/coffee_cup.jpg", photos)
+    assert not plan_classify([photos]).media
+
+
+@pytest.mark.parametrize(("first", "second", "named"), [
+    (["--frames", "3"], ["--frames", "4"], "frames: 3 in the file, 4 in this run"),
+    (["--frame-rows"], [], "frame_rows: True in the file, False in this run"),
+])
+def test_resume_with_other_video_options_is_refused_before_the_model_loads(
+    media: Path, tiny_model_dir: Path, tmp_path: Path, first: list[str], second: list[str], named: str,
+) -> None:
+    out = tmp_path / "out.csv"
+    args = ["classify", str(media), "-o", str(out), "-m", str(tiny_model_dir), "--device", "cpu", "-w", "0"]
+    runner.invoke(app, [*args, *first])
+    (media / "more.jpg").write_bytes(Path("examples/images/coffee_cup.jpg").read_bytes())
+    before = out.read_bytes()
+    result = runner.invoke(app, [*args, *second, "--resume"])
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Nothing was changed" in result.output
+    fix = "--frames 3" if "--frames" in first else "--frame-rows"
+    assert f"Rerun with {fix} to match the file" in " ".join(result.output.split())
+    assert out.read_bytes() == before
 
 
 def test_report_without_frame_rows_hints_and_shows_a_video_frame(media: Path, predictor: Predictor, tmp_path: Path) -> None:
