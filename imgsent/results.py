@@ -330,14 +330,10 @@ def _row(data: dict[str, Any], number: int, malformed: list[Malformed]) -> Resul
         raw = data.get(column.name)
         if raw is None or raw == "":
             values[column.name] = None
-        elif column.kind == "probability":
-            values[column.name] = _probability(raw)
+        elif column.kind in _WORDS:
+            values[column.name] = _number(raw, column.kind)
             if values[column.name] is None:
-                problems.append(f"{column.name} {raw!r} is not a probability")
-        elif column.kind in ("count", "seconds"):
-            values[column.name] = _number(raw, whole=column.kind == "count")
-            if values[column.name] is None:
-                problems.append(f"{column.name} {raw!r} is not a {'whole ' if column.kind == 'count' else ''}number >= 0")
+                problems.append(f"{column.name} {raw!r} is not {_WORDS[column.kind]}")
         else:
             values[column.name] = str(raw)
     row = ResultRow(**values)
@@ -353,27 +349,22 @@ def _row(data: dict[str, Any], number: int, malformed: list[Malformed]) -> Resul
     return ResultRow(path, error=reason)
 
 
-def _number(value: object, *, whole: bool) -> int | float | None:
-    """A ``count`` (int >= 0) or ``seconds`` (finite float >= 0) cell, else ``None``."""
+_WORDS = {"probability": "a probability", "count": "a whole number >= 0", "seconds": "a number >= 0"}
+
+
+def _number(value: object, kind: str) -> int | float | None:
+    """A ``probability`` (in [0, 1]), ``count`` (int >= 0) or ``seconds`` (>= 0) cell; ``None`` when it is not one."""
     if isinstance(value, bool):
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    if not math.isfinite(number) or number < 0 or (whole and not number.is_integer()):
+    if not math.isfinite(number) or number < 0 or (kind == "probability" and number > 1):
         return None
-    return int(number) if whole else number
-
-
-def _probability(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+    if kind == "count":
+        return int(number) if number.is_integer() else None
+    return number
 
 
 __all__ = ["Malformed", "ResultRow", "ResultsFile", "RunRecord", "detect_format", "open_results", "sidecar_path"]
