@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -114,8 +114,8 @@ class Prediction:
     positive: float | None = None
     error: str | None = None
     confidence: float | None = None
-    frames: int | None = None
-    time: float | None = None
+    frames: int | None = field(default=None, repr=False)  # shown by VideoPrediction / FramePrediction
+    time: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.confidence is None and self.label in LABELS:
@@ -201,7 +201,7 @@ def labelled(
 
     Example:
         >>> labelled("a.jpg", (0.2, 0.3, 0.5), min_confidence=0.6)
-        Prediction(source='a.jpg', label='uncertain', negative=0.2, neutral=0.3, positive=0.5, error=None, confidence=0.5, frames=None, time=None)
+        Prediction(source='a.jpg', label='uncertain', negative=0.2, neutral=0.3, positive=0.5, error=None, confidence=0.5)
     """
     label = label_from_probabilities(probs, binary=binary)
     confidence = probs[LABELS.index(label)]

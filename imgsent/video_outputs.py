@@ -9,7 +9,7 @@ row, whose path is ``<file>#t=<seconds>`` (W3C media-fragment syntax).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imgsent.outputs import Prediction
 
@@ -62,6 +62,8 @@ class FramePrediction(Prediction):
         (0.5, 'positive', 0.7, 0.5)
     """
 
+    time: float | None = None
+
 
 @dataclass(frozen=True)
 class VideoPrediction(Prediction):
@@ -81,7 +83,8 @@ class VideoPrediction(Prediction):
         (1, 1, 0.0)
     """
 
-    frame_predictions: tuple[FramePrediction, ...] = ()
+    frames: int | None = None
+    frame_predictions: tuple[FramePrediction, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
