@@ -118,6 +118,23 @@ def test_predict_keeps_order_and_gives_aggregates(clips: Path, predictor: Predic
         predictor.predict_video(clips / "pan.mp4", frames=0)
 
 
+def test_predict_video_takes_the_one_options_record(clips: Path, predictor: Predictor) -> None:
+    import inspect
+
+    from imgsent.options import PredictOptions, option_names
+
+    params = inspect.signature(predictor.predict_video).parameters
+    assert set(option_names()) <= set(params) and params["batch_size"].default == 32
+    video = predictor.predict_video(clips / "pan.mp4", frames=4, options=PredictOptions(binary=True), batch_size=2)
+    assert video.label in ("negative", "positive") and video.frames == 4
+    strict = predictor.predict_video(clips / "pan.mp4", frames=4, min_confidence=1.0)
+    assert strict.label == "uncertain" and all(f.label == "uncertain" for f in strict.frame_predictions)
+    with pytest.raises(InvalidConfigError, match="Unknown option 'batchsize'. Valid options: batch_size"):
+        predictor.predict_video(clips / "pan.mp4", batchsize=2)
+    with pytest.raises(InvalidConfigError, match="max_pixels must be an integer"):
+        predictor.iter_predict([str(clips / "pan.mp4")], max_pixels=0)  # checked when called, not at the first item
+
+
 @pytest.fixture(scope="module")
 def bad(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
