@@ -360,7 +360,8 @@ def classify_files(
         shard: Only the files of this :class:`~imgsent.shard.Shard` (by a hash of their path
             relative to the folder given); ``None`` for all. Works with resume.
         on_progress: Called with a :class:`ClassifyProgress` after each written batch.
-        frames, frame_rows: Videos and animated images, as in :func:`run_classify`.
+        frames: Frames per video or animated image, as in :func:`run_classify`.
+        frame_rows: One row per sampled frame too, as in :func:`run_classify`.
 
     Returns:
         A :class:`ClassifySummary`.

@@ -267,7 +267,8 @@ class Predictor(VideoMethods):
             images: One image or a list (paths, bytes, PIL images, arrays, tensors).
             target: ``"negative"``, ``"neutral"``, ``"positive"``, or ``None`` (default) for each
                 image's most probable label.
-            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
+            options: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
+            **overrides: As in :meth:`predict`.
 
         Returns:
             One :class:`~imgsent.explain.Explanation` per input, in order: ``.prediction`` is the

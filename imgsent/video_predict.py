@@ -53,8 +53,9 @@ class VideoMethods:
             source: A video (.mp4 .mov .m4v .webm .mkv .avi) or an animated image.
             frames: Frames to sample, at the middles of equal slices of the duration. Default 8;
                 an animation with fewer frames gives all of them.
-            options, **overrides: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`):
-                ``batch_size`` is frames per forward pass, ``max_pixels`` refuses larger frames.
+            options: As in :meth:`predict` (the same :class:`~imgsent.options.PredictOptions`).
+            **overrides: Any option by name, as in :meth:`predict`; ``batch_size`` counts frames per
+                forward pass, ``max_pixels`` refuses larger frames.
 
         Returns:
             A :class:`~imgsent.VideoPrediction`: the aggregate, with one
