@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgsent.errors import InvalidConfigError, require_extra
 from imgsent.options import PredictOptions
-from imgsent.outputs import Prediction, output_columns
+from imgsent.outputs import RESULT_COLUMNS, Prediction, output_columns
 from imgsent.video import check_frames
 from imgsent.video_predict import iter_in_order
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     import ray.data
 
     from imgsent.distill.teacher import Teacher
-
-_FLOATS = frozenset({"negative", "neutral", "positive", "confidence", "time"})
 
 
 def classify(
@@ -293,11 +291,12 @@ def _plain(value: Any) -> Any:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pyarrow.Table:
-    """Rows as an Arrow table with fixed types: strings, and float64 probabilities with nulls on error."""
+    """Rows as an Arrow table with fixed types from :data:`~imgsent.outputs.RESULT_COLUMNS`, nulls when empty."""
     import pyarrow as pa
 
-    fields = [pa.field(c, pa.float64() if c in _FLOATS else pa.int64() if c == "frames" else pa.string())
-              for c in columns]
+    arrow = {"probability": pa.float64(), "seconds": pa.float64(), "count": pa.int64(), "text": pa.string()}
+    kinds = {column.name: column.kind for column in RESULT_COLUMNS}
+    fields = [pa.field(c, arrow[kinds[c]]) for c in columns]
     return pa.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns}, schema=pa.schema(fields))
 
 
