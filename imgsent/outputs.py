@@ -61,7 +61,7 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("error", "text", "why the file could not be classified; empty when it was"),
     Column("frames", "count", "frames classified, on a video's or animated image's row (their mean gives its "
                               "probabilities); empty on other rows", optional=True),
-    Column("time", "seconds", "seconds into the file, on a sampled frame's row (path <file>#t=<seconds>, "
+    Column("time", "seconds", "seconds into the file, on a sampled frame's row (path FILE#t=SECONDS, "
                               "--frame-rows); empty on other rows", optional=True),
 )
 COLUMNS: tuple[str, ...] = tuple(column.name for column in RESULT_COLUMNS if not column.optional)
