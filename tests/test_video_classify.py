@@ -100,7 +100,10 @@ def test_shards_merge_back_with_frames_in_listing_order(media: Path, predictor: 
         classify_files(predictor, [media], output=part, workers=0, frames=2, frame_rows=True, shard=Shard(k, 2))
     assert _rows(parts[0])[0].keys() == _rows(parts[1])[0].keys() if _rows(parts[1]) else True
     merge_parts(tmp_path / "all.csv", parts, inputs=[media])
-    merged = [row["path"] for row in _rows(tmp_path / "all.csv")]
+    merged_rows = _rows(tmp_path / "all.csv")
+    assert list(merged_rows[0])[-2:] == ["frames", "time"]  # the parts' optional columns survive the merge
+    assert {row["time"] for row in merged_rows if "pan.mp4#t=" in row["path"]} == {"0.5", "1.5"}
+    merged = [row["path"] for row in merged_rows]
     files = [p for p in merged if "#t=" not in p]
     assert files == sorted(files) and len(files) == 4
     video = str(media / "pan.mp4")
