@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "FramePrediction",
     "ModelConfig",
     "PredictOptions",
     "Prediction",
     "Predictor",
     "SentimentModel",
+    "VideoPrediction",
     "__version__",
     "predict",
     "to_dataframe",
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from imgsent.outputs import to_dataframe
     from imgsent.predictor import Predictor
     from imgsent.quick import predict
+    from imgsent.video_outputs import FramePrediction, VideoPrediction
 
 _LAZY = {
     "ModelConfig": "imgsent.config",
@@ -41,6 +44,8 @@ _LAZY = {
     "SentimentModel": "imgsent.models.sentiment",
     "predict": "imgsent.quick",
     "to_dataframe": "imgsent.outputs",
+    "FramePrediction": "imgsent.video_outputs",
+    "VideoPrediction": "imgsent.video_outputs",
 }
 
 

@@ -6,7 +6,6 @@ one scan); :func:`run_classify` writes the predictor's batches; :func:`classify_
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 import time
@@ -16,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from imgsent.errors import InputNotFoundError
 from imgsent.options import PredictOptions
-from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_writable, infer_format
+from imgsent.outputs import OutputFormat, Prediction, ResultWriter, check_writable, infer_format, output_columns
 from imgsent.results import RunRecord, sidecar_path, write_record
 from imgsent.resume import OutputMode, ResumeState, check_mode, check_record, path_key, read_resume_state
+from imgsent.scan import expand_inputs, has_video_extension, iter_image_files
 from imgsent.shard import Shard, iter_shard_files
 from imgsent.torn_lines import cut_torn_line
+from imgsent.video import DEFAULT_FRAMES, check_frames, may_hold_media
+from imgsent.video_outputs import FramePrediction
+from imgsent.video_predict import iter_media_batches
 
 if TYPE_CHECKING:
     from imgsent.predictor import Predictor
-
-_GLOB_CHARS = frozenset("*?[")
-
 
 def images_per_second(images: int, seconds: float) -> float:
     """The one throughput of a run: images classified in it over the seconds since its first batch was asked for."""
@@ -110,6 +109,9 @@ class ClassifyPlan:
         skipped: Image files left out because the resumed output holds them.
         subfolders: Sub-folders not entered (without ``recursive``), counted when no image was found.
         existing: What the resumed output holds (empty unless ``mode="resume"``).
+        videos: Of ``files``, those with a video extension (classified from sampled frames; need PyAV).
+        media: Whether an input, in any shard, is named like a video, a GIF or an APNG
+            (:func:`imgsent.video.may_hold_media`): a new output then gets the ``frames`` column.
     """
     inputs: list[str]
     files: list[str]
@@ -120,44 +122,8 @@ class ClassifyPlan:
     skipped: int = 0
     subfolders: int = 0
     existing: ResumeState = field(default_factory=ResumeState)
-
-
-def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Check that every input exists, expanding glob patterns (``*``, ``?``, ``[...]``, ``**``).
-
-    Patterns are expanded here too because a quoted pattern, or a shell that does not expand
-    it (Windows), passes it through literally. A path that exists is never treated as a pattern.
-
-    Args:
-        paths: Files, folders and glob patterns.
-
-    Returns:
-        Existing paths, in the order given; each pattern's matches sorted.
-
-    Raises:
-        InputNotFoundError: Some paths do not exist or patterns match nothing; the message lists them.
-
-    Example:
-        >>> expand_inputs(["examples/images/co*.jpg"])
-        ['examples/images/coffee_cup.jpg']
-    """
-    found: list[str] = []
-    missing: list[str] = []
-    for path in paths:
-        text = os.fspath(path)
-        if os.path.lexists(text):
-            found.append(text)
-        elif _GLOB_CHARS & set(text) and (matches := sorted(glob.glob(os.path.expanduser(text), recursive=True))):
-            found.extend(matches)
-        else:
-            missing.append(text)
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise InputNotFoundError(
-            f"No such file or folder: {shown}. Check the spelling; glob patterns such as "
-            "'photos/*.jpg' must match at least one file."
-        )
-    return found
+    videos: int = 0
+    media: bool = False
 
 
 def plan_classify(
@@ -216,11 +182,16 @@ def plan_classify(
         else:
             files.append(path)
     subfolders = 0 if files or skipped or recursive else sum(_subfolders(p) for p in inputs if os.path.isdir(p))
+    # every shard gets the same columns: they are chosen from all the inputs (by name only)
+    media = may_hold_media(files if shard is None and not skipped else iter_image_files(inputs, recursive=recursive))
     return ClassifyPlan(inputs, files, None if output is None else Path(output), chosen, mode, shard, skipped,
-                        subfolders, existing)
+                        subfolders, existing, sum(map(has_video_extension, files)), media)
 
 
-def run_record(predictor: Predictor, fmt: OutputFormat, *, binary: bool, min_confidence: float = 0.0) -> RunRecord:
+def run_record(
+    predictor: Predictor, fmt: OutputFormat, *, binary: bool, min_confidence: float = 0.0,
+    frames: int = DEFAULT_FRAMES, frame_rows: bool = False,
+) -> RunRecord:
     """The :class:`~imgsent.results.RunRecord` of a run with this predictor and these settings."""
     import imgsent
 
@@ -237,12 +208,18 @@ def run_record(predictor: Predictor, fmt: OutputFormat, *, binary: bool, min_con
         imgsent_version=imgsent.__version__,
         min_confidence=float(min_confidence),
         engine=predictor.backend,
+        frames=frames,
+        frame_rows=frame_rows,
     )
 
 
-def check_setup(predictor: Predictor, plan: ClassifyPlan, *, binary: bool, min_confidence: float, force: bool) -> RunRecord:
+def check_setup(
+    predictor: Predictor, plan: ClassifyPlan, *, binary: bool, min_confidence: float, force: bool,
+    frames: int = DEFAULT_FRAMES, frame_rows: bool = False,
+) -> RunRecord:
     """This run's record, checked against the plan's output (see :func:`run_classify`); changes nothing."""
-    record = run_record(predictor, plan.format, binary=binary, min_confidence=min_confidence)
+    record = run_record(predictor, plan.format, binary=binary, min_confidence=min_confidence, frames=frames,
+                        frame_rows=frame_rows)
     if plan.mode == "resume":
         check_record(plan.existing.record, record, output=plan.output or "", force=force)
     check_mode(plan.mode, plan.output)
@@ -259,6 +236,8 @@ def run_classify(
     min_confidence: float = 0.0,
     force: bool = False,
     on_progress: ProgressCallback | None = None,
+    frames: int = DEFAULT_FRAMES,
+    frame_rows: bool = False,
 ) -> ClassifySummary:
     """Classify the files of ``plan`` and write one row per file as it goes.
 
@@ -274,9 +253,14 @@ def run_classify(
         binary: Drop neutral (the paper's protocol).
         min_confidence: Label predictions less confident than this ``"uncertain"``.
         force: Resume even when the output was made with another model, revision, dtype,
-            engine, protocol or ``min_confidence``.
+            engine, protocol, ``min_confidence``, ``frames`` or ``frame_rows``.
         on_progress: Called with a :class:`ClassifyProgress` once before the first batch and
             after each written batch.
+        frames: Frames sampled uniformly over each video or animated GIF, WebP or PNG (default 8);
+            its row holds their mean probabilities and, when ``plan.media``, their count in the
+            ``frames`` column (see :mod:`imgsent.video_predict`).
+        frame_rows: Also write one row per sampled frame, path ``<file>#t=<seconds>``, with a
+            ``time`` column; a resumed run never writes a frame row twice.
 
     Returns:
         A :class:`ClassifySummary`.
@@ -287,20 +271,27 @@ def run_classify(
         OutputExistsError: ``plan.mode`` is ``"new"`` and the output gained rows since the plan.
     """
     options = PredictOptions(batch_size=batch_size, workers=workers, binary=binary, min_confidence=min_confidence)
-    record = check_setup(predictor, plan, binary=binary, min_confidence=options.min_confidence, force=force)
+    check_frames(frames)
+    record = check_setup(predictor, plan, binary=binary, min_confidence=options.min_confidence, force=force,
+                         frames=frames, frame_rows=frame_rows)
     summary = ClassifySummary(skipped=plan.skipped, resumed_rows=plan.existing.rows)
     stream, new_file = _open_output(plan, record, summary)
+    columns = output_columns(frames=frame_rows or plan.media, time=frame_rows)
+    if not new_file and plan.format == "csv" and plan.existing.columns:
+        columns = plan.existing.columns  # appended rows must fit the header already written
     try:
-        writer = ResultWriter(stream, plan.format, write_header=new_file)
+        writer = ResultWriter(stream, plan.format, write_header=new_file, columns=columns)
         start = time.perf_counter()
         total = len(plan.files)
         if on_progress is not None:
             on_progress(ClassifyProgress(0, total, 0.0))
-        done = 0
-        for predictions in predictor.iter_predict_batches(plan.files, options=options):
+        done, cwd = 0, os.getcwd()
+        for predictions in iter_media_batches(predictor, plan.files, options, frames=frames, frame_rows=frame_rows):
+            if plan.existing.done:  # frame rows a killed run wrote before its file's row
+                predictions = [p for p in predictions if path_key(p.source, cwd) not in plan.existing.done]
             writer.write(predictions)
             _tally(summary, predictions)
-            done += len(predictions)
+            done += sum(not isinstance(p, FramePrediction) for p in predictions)
             summary.seconds = time.perf_counter() - start
             if on_progress is not None:
                 on_progress(ClassifyProgress(done, total, summary.seconds))
@@ -342,6 +333,8 @@ def classify_files(
     min_confidence: float = 0.0,
     shard: Shard | None = None,
     on_progress: ProgressCallback | None = None,
+    frames: int = DEFAULT_FRAMES,
+    frame_rows: bool = False,
 ) -> ClassifySummary:
     """Classify every image file under ``paths`` and write one row per file: :func:`plan_classify` then :func:`run_classify`.
 
@@ -358,7 +351,7 @@ def classify_files(
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see above).
         recursive: Descend into sub-folders.
         force: With ``mode="resume"``, append even when the output was made with another
-            model, revision, dtype, engine, protocol or ``min_confidence``.
+            model, revision, dtype, engine, protocol, ``min_confidence``, ``frames`` or ``frame_rows``.
         batch_size: Images per forward pass.
         workers: Decoding processes (``None``: automatic).
         binary: Drop neutral (the paper's protocol).
@@ -367,6 +360,8 @@ def classify_files(
         shard: Only the files of this :class:`~imgsent.shard.Shard` (by a hash of their path
             relative to the folder given); ``None`` for all. Works with resume.
         on_progress: Called with a :class:`ClassifyProgress` after each written batch.
+        frames: Frames per video or animated image, as in :func:`run_classify`.
+        frame_rows: One row per sampled frame too, as in :func:`run_classify`.
 
     Returns:
         A :class:`ClassifySummary`.
@@ -384,7 +379,8 @@ def classify_files(
     """
     plan = plan_classify(paths, output=output, fmt=fmt, mode=mode, recursive=recursive, shard=shard)
     return run_classify(predictor, plan, batch_size=batch_size, workers=workers, binary=binary,
-                        min_confidence=min_confidence, force=force, on_progress=on_progress)
+                        min_confidence=min_confidence, force=force, on_progress=on_progress, frames=frames,
+                        frame_rows=frame_rows)
 
 
 def _subfolders(path: str) -> int:
@@ -394,6 +390,8 @@ def _subfolders(path: str) -> int:
 
 def _tally(summary: ClassifySummary, predictions: list[Prediction]) -> None:
     for prediction in predictions:
+        if isinstance(prediction, FramePrediction):
+            continue
         if prediction.ok:
             summary.counts[prediction.label or ""] += 1
         else:

@@ -128,3 +128,7 @@ def require_extra(module: str, extra: str) -> None:
 
 class EngineError(ImgsentError, RuntimeError):
     """An inference engine could not export, load or run a model."""
+
+
+class VideoDecodeError(ImageDecodeError):
+    """A video or animation cannot be sampled: truncated, no video stream, no frames, too large, or an unknown codec."""

@@ -5,7 +5,9 @@ and the output either. A path classified in
 two parts, or (given the input listing) a file no part classified or a row for a file that is not
 in the listing, stops the merge with a typed error that names the paths and the fix; nothing is
 written then. With the listing, rows come out in listing order, so merging the parts of a
-sharded run gives the same file as one unsharded run.
+sharded run gives the same file as one unsharded run. A sampled frame's row
+(``<file>#t=<seconds>``, see :mod:`imgsent.video_outputs`) belongs to its file and comes just
+before it; the output has the ``frames`` and ``time`` columns when a part has them.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgsent.errors import InputNotFoundError, MergeError, ResultsFileError
-from imgsent.outputs import OutputFormat, ResultWriter, infer_format
+from imgsent.outputs import OutputFormat, ResultWriter, infer_format, output_columns
 from imgsent.results import Malformed, ResultRow, open_results
 from imgsent.scan import iter_image_files
+from imgsent.video_outputs import split_frame_path
 
 _SHOWN = 5
 
@@ -83,8 +86,10 @@ def merge_parts(
     rows: dict[str, ResultRow] = {}
     seen: dict[str, str] = {}
     duplicates: list[str] = []
+    columns: set[str] = set()
     for part in parts:
-        part_rows, torn = _read_part(Path(part))
+        part_rows, torn, part_columns = _read_part(Path(part))
+        columns.update(part_columns)
         summary.parts[str(part)] = len(part_rows)
         if torn:
             summary.torn.append(str(part))
@@ -103,7 +108,7 @@ def merge_parts(
     order = list(rows)
     if inputs is not None:
         order = _listing_order(rows, inputs, recursive=recursive)
-    _write(target, chosen, (rows[p] for p in order))
+    _write(target, chosen, (rows[p] for p in order), output_columns(frames="frames" in columns, time="time" in columns))
     summary.rows = len(order)
     summary.errors = sum(1 for p in order if not rows[p].ok)
     return summary
@@ -112,11 +117,12 @@ def merge_parts(
 def _listing_order(
     rows: dict[str, ResultRow], inputs: Iterable[str | os.PathLike[str]], *, recursive: bool
 ) -> list[str]:
-    """The input listing, checked against the rows: every file has a row and every row a file."""
+    """The input listing, checked against the rows: every file has a row and every row a file (a frame row, its file's)."""
     listing = list(dict.fromkeys(iter_image_files(list(inputs), recursive=recursive)))
     known = set(listing)
     missing = [p for p in listing if p not in rows]
-    unexpected = [p for p in rows if p not in known]
+    frame_rows = _frame_rows(rows, known)
+    unexpected = [p for p in rows if p not in known and split_frame_path(p)[0] not in known]
     if missing or unexpected:
         problems = []
         if missing:
@@ -127,7 +133,17 @@ def _listing_order(
                 "and --recursive match the classify run, with the same folder spelling)"
             )
         raise MergeError("; ".join(problems) + ".", missing=missing, unexpected=unexpected)
-    return listing
+    return [q for p in listing for q in (*frame_rows.get(p, ()), p)]  # a file's frames, then the file
+
+
+def _frame_rows(rows: Iterable[str], known: set[str]) -> dict[str, list[str]]:
+    """The frame rows (``<file>#t=<seconds>``) of each listed file, in time order."""
+    found: dict[str, list[tuple[float, str]]] = {}
+    for path in rows:
+        file, time = split_frame_path(path)
+        if time is not None and file in known:
+            found.setdefault(file, []).append((time, path))
+    return {file: [p for _, p in sorted(items)] for file, items in found.items()}
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -142,8 +158,8 @@ def _first(items: Sequence[str]) -> str:
     return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def _read_part(path: Path) -> tuple[list[ResultRow], bool]:
-    """A part's rows, and whether a torn last line (a killed write) was left out."""
+def _read_part(path: Path) -> tuple[list[ResultRow], bool, tuple[str, ...]]:
+    """A part's rows, whether a torn last line (a killed write) was left out, and its columns."""
     malformed: list[Malformed] = []
     try:
         results = open_results(path)
@@ -157,15 +173,15 @@ def _read_part(path: Path) -> tuple[list[ResultRow], bool]:
             + (f", and {len(malformed) - 1} more lines" if len(malformed) > 1 else "")
             + ". Fix or remove those lines, or rerun that shard."
         )
-    return rows, results.torn > 0
+    return rows, results.torn > 0, results.columns
 
 
-def _write(target: Path, fmt: OutputFormat, rows: Iterable[ResultRow]) -> None:
+def _write(target: Path, fmt: OutputFormat, rows: Iterable[ResultRow], columns: Sequence[str]) -> None:
     """Write to a temporary file and rename, so a failed merge never leaves a half file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
     with open(temporary, "w", encoding="utf-8", newline="", errors="surrogateescape") as stream:
-        ResultWriter(stream, fmt, write_header=True).write(rows)
+        ResultWriter(stream, fmt, write_header=True, columns=columns).write(rows)
     os.replace(temporary, target)
 
 

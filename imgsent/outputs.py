@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -37,13 +37,16 @@ class Column:
 
     Attributes:
         name: The CSV header and JSONL key.
-        kind: ``"text"`` or ``"probability"`` (a number in [0, 1]); how a reader types it.
+        kind: ``"text"``, ``"probability"`` (a number in [0, 1]), ``"count"`` (a whole number)
+            or ``"seconds"`` (a number >= 0); how a reader types it.
         help: One line on what the column holds, for ``imgsent classify --help`` and the docs.
+        optional: Written only by runs that may fill it (see :func:`output_columns`).
     """
 
     name: str
-    kind: Literal["text", "probability"]
+    kind: Literal["text", "probability", "count", "seconds"]
     help: str
+    optional: bool = False
 
 
 # The one list of results columns: the writer, the reader, merge and --help all follow it.
@@ -56,8 +59,24 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("neutral", "probability", "probability of neutral (0 to 1; never the label with --binary)"),
     Column("positive", "probability", "probability of positive"),
     Column("error", "text", "why the file could not be classified; empty when it was"),
+    Column("frames", "count", "frames classified, on a video's or animated image's row (their mean gives its "
+                              "probabilities); empty on other rows", optional=True),
+    Column("time", "seconds", "seconds into the file, on a sampled frame's row (path FILE#t=SECONDS, "
+                              "--frame-rows); empty on other rows", optional=True),
 )
-COLUMNS: tuple[str, ...] = tuple(column.name for column in RESULT_COLUMNS)
+COLUMNS: tuple[str, ...] = tuple(column.name for column in RESULT_COLUMNS if not column.optional)
+"""The columns every results file has; a run that may meet videos adds the optional ones."""
+
+
+def output_columns(*, frames: bool = False, time: bool = False) -> tuple[str, ...]:
+    """The columns of an output: :data:`COLUMNS`, plus the optional ``frames`` and ``time`` when asked.
+
+    Example:
+        >>> output_columns(frames=True)[-2:]
+        ('error', 'frames')
+    """
+    wanted = {"frames": frames, "time": time}
+    return tuple(c.name for c in RESULT_COLUMNS if not c.optional or wanted[c.name])
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,10 @@ class Prediction:
         confidence: The calibrated probability of the predicted polarity (for ``"uncertain"``,
             of the polarity it would have had). Filled in from the probabilities when not given;
             ``None`` on error.
+        frames: For a video or animated image, the number of frames classified (their mean
+            probabilities are this record's); ``None`` for a photo and on error.
+        time: For one sampled frame of a video or animation, its seconds from the start;
+            ``None`` otherwise.
 
     Example:
         >>> p = Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80)
@@ -91,6 +114,8 @@ class Prediction:
     positive: float | None = None
     error: str | None = None
     confidence: float | None = None
+    frames: int | None = field(default=None, repr=False)  # shown by VideoPrediction / FramePrediction
+    time: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.confidence is None and self.label in LABELS:
@@ -113,12 +138,12 @@ class Prediction:
 
         Example:
             >>> Prediction("cat.jpg", "positive", 0.05, 0.15, 0.80).to_dict()
-            {'source': 'cat.jpg', 'label': 'positive', 'negative': 0.05, 'neutral': 0.15, 'positive': 0.8, 'error': None, 'confidence': 0.8}
+            {'source': 'cat.jpg', 'label': 'positive', 'negative': 0.05, 'neutral': 0.15, 'positive': 0.8, 'error': None, 'confidence': 0.8, 'frames': None, 'time': None}
         """
         return asdict(self)
 
     def to_row(self) -> dict[str, str | float | None]:
-        """The output row: ``path, label, confidence, negative, neutral, positive, error``."""
+        """The output row, one value per :data:`RESULT_COLUMNS` (``frames``/``time`` empty for a photo)."""
         return row_from_values({**asdict(self), "path": self.source})
 
     @classmethod
@@ -160,8 +185,9 @@ def to_dataframe(predictions: Sequence[Prediction]) -> pd.DataFrame:
 
 
 def row_from_values(values: dict[str, Any]) -> dict[str, str | float | None]:
-    """The output row of :data:`RESULT_COLUMNS` from a record's values, probabilities rounded to 6 digits."""
-    return {c.name: _round(values.get(c.name)) if c.kind == "probability" else values.get(c.name) for c in RESULT_COLUMNS}
+    """The output row of :data:`RESULT_COLUMNS` from a record's values, probabilities and seconds rounded to 6 digits."""
+    return {c.name: _round(values.get(c.name)) if c.kind in ("probability", "seconds") else values.get(c.name)
+            for c in RESULT_COLUMNS}
 
 
 def _round(value: float | None) -> float | None:
@@ -268,12 +294,16 @@ class ResultWriter:
         stream: A text stream opened for appending.
         fmt: ``"csv"`` or ``"jsonl"``.
         write_header: Write the CSV header first (only for new, empty files).
+        columns: The columns of every row, in order (default :data:`COLUMNS`; see
+            :func:`output_columns`); a row without one of them leaves it empty.
     """
 
-    def __init__(self, stream: io.TextIOBase, fmt: OutputFormat, *, write_header: bool) -> None:
+    def __init__(self, stream: io.TextIOBase, fmt: OutputFormat, *, write_header: bool,
+                 columns: Sequence[str] = COLUMNS) -> None:
         self._stream = stream
         self._fmt = fmt
-        self._csv = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n") if fmt == "csv" else None
+        self._columns = tuple(columns)
+        self._csv = csv.DictWriter(stream, fieldnames=self._columns, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None and write_header:
             self._csv.writeheader()
 
@@ -281,6 +311,7 @@ class ResultWriter:
         """Write rows (:class:`Prediction` or read-back :class:`~imgsent.results.ResultRow`), then flush and fsync."""
         for prediction in predictions:
             row = prediction.to_row()
+            row = {name: row.get(name) for name in self._columns}
             if self._csv is not None:
                 try:
                     self._csv.writerow(row)

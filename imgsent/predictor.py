@@ -29,11 +29,12 @@ from imgsent.runtime import (
     resolve_device,
     resolve_dtype,
 )
+from imgsent.video_predict import VideoMethods, iter_in_order
 
 _LIGHT_MODEL_PARAMS = 20_000_000  # EfficientNet-Lite0 has 3.4 M parameters, ViT-B/16 86 M
 
 
-class Predictor:
+class Predictor(VideoMethods):
     """Predict image polarity with a loaded model: load once, then preprocess -> forward -> postprocess in batches.
 
     Build one with :meth:`from_pretrained` (a known name, a Hub repo id or a folder), or from a
@@ -180,7 +181,8 @@ class Predictor:
 
         Returns:
             One :class:`~imgsent.Prediction` per input, in input order. An input that cannot be
-            read gets a prediction with ``error`` set instead of raising.
+            read gets a prediction with ``error`` set instead of raising. A video or animation
+            gets a :class:`~imgsent.VideoPrediction`, the mean of 8 frames (:meth:`predict_video`).
 
         Raises:
             InvalidConfigError: An unknown option or a bad value (checked before any work).
@@ -207,7 +209,8 @@ class Predictor:
         Arguments are as in :meth:`predict`.
 
         Yields:
-            One :class:`~imgsent.Prediction` per input, in input order.
+            One :class:`~imgsent.Prediction` per input, in input order (for a video or animation
+            path, a :class:`~imgsent.VideoPrediction`, as in :meth:`predict`).
 
         Example:
             >>> from pathlib import Path
@@ -222,8 +225,8 @@ class Predictor:
             examples/images/hubble_extreme_deep_field.jpg positive
             examples/images/photographer_grayscale.jpg positive
         """
-        batches = self.iter_predict_batches(images, options=PredictOptions.build(options, **overrides))  # checked now
-        return (prediction for predictions in batches for prediction in predictions)
+        # checked now; a video or animation path gets its VideoPrediction in its place
+        return iter_in_order(self, images, PredictOptions.build(options, **overrides))
 
     @with_predict_options
     def iter_predict_batches(

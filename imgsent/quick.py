@@ -48,7 +48,8 @@ def predict(
             ``workers``, ``binary``, ``tta``, ``max_pixels``, ``min_confidence``).
 
     Returns:
-        One :class:`~imgsent.Prediction` per input, in order; unreadable inputs carry ``error``.
+        One :class:`~imgsent.Prediction` per input, in order; unreadable inputs carry ``error``;
+        a video or animated image path gets a :class:`~imgsent.VideoPrediction` (the mean of its frames).
 
     Raises:
         InvalidConfigError: An unknown option or a bad value (checked before any model is loaded).

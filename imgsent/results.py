@@ -43,6 +43,8 @@ class RunRecord:
         min_confidence: The bar below which a label is ``"uncertain"`` (``None``: not recorded,
             by a version before it was).
         engine: ``"torch"``, ``"onnxruntime"`` or ``"openvino"`` (``None``: not recorded).
+        frames: Frames sampled per video or animation (``--frames``; ``None``: not recorded).
+        frame_rows: Whether each sampled frame got its own row (``--frame-rows``; ``None``: not recorded).
 
     Example:
         >>> record = RunRecord("csv", "default", None, "float32", False, "/data", "0.1.0", 0.0, "torch")
@@ -61,10 +63,15 @@ class RunRecord:
     imgsent_version: str
     min_confidence: float | None = None
     engine: str | None = None
+    frames: int | None = None
+    frame_rows: bool | None = None
 
     # What changes the meaning of a row; a resume must match every one of them.
-    CHECKED: ClassVar[tuple[str, ...]] = ("model", "revision", "dtype", "engine", "binary", "min_confidence")
-    _LATER: ClassVar[tuple[str, ...]] = ("min_confidence", "engine")  # absent from records of older versions
+    CHECKED: ClassVar[tuple[str, ...]] = (
+        "model", "revision", "dtype", "engine", "binary", "min_confidence", "frames", "frame_rows",
+    )
+    # absent from records of older versions
+    _LATER: ClassVar[tuple[str, ...]] = ("min_confidence", "engine", "frames", "frame_rows")
 
     def differences(self, other: RunRecord) -> list[str]:
         """What differs between this (the file's) record and ``other`` (this run's), one item per setting."""
@@ -103,8 +110,10 @@ def _read_record(output: Path) -> tuple[RunRecord | None, str | None]:
 class ResultRow:
     """One row read back from a results file, typed by :data:`~imgsent.outputs.RESULT_COLUMNS`.
 
-    Attributes mirror the columns; a value that is empty in the file is ``None``. ``confidence``
-    is ``None`` in files written before that column existed (see :attr:`label_confidence`).
+    Attributes mirror the columns; a value that is empty in the file (or a column the file does
+    not have) is ``None``. ``confidence`` is ``None`` in files written before that column existed
+    (see :attr:`label_confidence`); ``frames`` is set on a video's or animation's row, ``time`` on
+    a sampled frame's row (path ``<file>#t=<seconds>``).
 
     Example:
         >>> row = ResultRow("a.jpg", "negative", None, 0.7, 0.1, 0.2, None)
@@ -119,6 +128,8 @@ class ResultRow:
     neutral: float | None = None
     positive: float | None = None
     error: str | None = None
+    frames: int | None = None
+    time: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -319,10 +330,10 @@ def _row(data: dict[str, Any], number: int, malformed: list[Malformed]) -> Resul
         raw = data.get(column.name)
         if raw is None or raw == "":
             values[column.name] = None
-        elif column.kind == "probability":
-            values[column.name] = _probability(raw)
+        elif column.kind in _WORDS:
+            values[column.name] = _number(raw, column.kind)
             if values[column.name] is None:
-                problems.append(f"{column.name} {raw!r} is not a probability")
+                problems.append(f"{column.name} {raw!r} is not {_WORDS[column.kind]}")
         else:
             values[column.name] = str(raw)
     row = ResultRow(**values)
@@ -338,14 +349,22 @@ def _row(data: dict[str, Any], number: int, malformed: list[Malformed]) -> Resul
     return ResultRow(path, error=reason)
 
 
-def _probability(value: object) -> float | None:
+_WORDS = {"probability": "a probability", "count": "a whole number >= 0", "seconds": "a number >= 0"}
+
+
+def _number(value: object, kind: str) -> int | float | None:
+    """A ``probability`` (in [0, 1]), ``count`` (int >= 0) or ``seconds`` (>= 0) cell; ``None`` when it is not one."""
     if isinstance(value, bool):
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+    if not math.isfinite(number) or number < 0 or (kind == "probability" and number > 1):
+        return None
+    if kind == "count":
+        return int(number) if number.is_integer() else None
+    return number
 
 
 __all__ = ["Malformed", "ResultRow", "ResultsFile", "RunRecord", "detect_format", "open_results", "sidecar_path"]

@@ -3,7 +3,7 @@
 An existing results file is never replaced by accident. A run in mode ``"new"`` refuses a
 non-empty output; ``"resume"`` continues it, skipping the paths it holds, and refuses to append
 rows that would mean something else (another format, or another model, revision, dtype, engine,
-protocol or ``min_confidence``, as recorded in its :class:`~imgsent.results.RunRecord`) unless
+protocol, ``min_confidence``, ``frames`` or ``frame_rows``, as recorded in its :class:`~imgsent.results.RunRecord`) unless
 forced; ``"overwrite"`` replaces it. The file itself is read by :func:`imgsent.results.open_results`.
 """
 
@@ -32,12 +32,14 @@ class ResumeState:
         done: Normalised paths of those rows (see :func:`path_key`).
         record: The file's :class:`~imgsent.results.RunRecord`, or ``None`` when it has no sidecar.
         torn: Bytes of a torn last line, cut off before appending.
+        columns: The file's columns (its CSV header; appended CSV rows must fit it).
     """
 
     rows: int = 0
     done: frozenset[str] = frozenset()
     record: RunRecord | None = None
     torn: int = 0
+    columns: tuple[str, ...] = ()
 
 
 def path_key(path: str, cwd: str) -> str:
@@ -110,14 +112,14 @@ def read_resume_state(output: str | os.PathLike[str], fmt: OutputFormat) -> Resu
         )
     cwd = record.cwd if record is not None else os.getcwd()
     done = [path_key(row.path, cwd) for row in results.iter_rows()]
-    return ResumeState(rows=len(done), done=frozenset(done), record=record, torn=results.torn)
+    return ResumeState(rows=len(done), done=frozenset(done), record=record, torn=results.torn, columns=results.columns)
 
 
 def check_record(existing: RunRecord | None, current: RunRecord, *, output: str | os.PathLike[str], force: bool) -> None:
     """Refuse to append rows made differently from those already in ``output``, unless ``force``.
 
     Raises:
-        ResumeMismatchError: Model, revision, dtype, engine, protocol or ``min_confidence``
+        ResumeMismatchError: Model, revision, dtype, engine, protocol, ``min_confidence``, ``frames`` or ``frame_rows``
             differ and ``force`` is false. The message names each difference and the options
             that match the file.
     """
@@ -135,15 +137,18 @@ def check_record(existing: RunRecord | None, current: RunRecord, *, output: str 
 
 
 def check_options(
-    existing: RunRecord | None, *, binary: bool, min_confidence: float, output: str | os.PathLike[str], force: bool
+    existing: RunRecord | None, *, binary: bool, min_confidence: float, output: str | os.PathLike[str], force: bool,
+    frames: int | None = None, frame_rows: bool | None = None,
 ) -> None:
-    """The part of :func:`check_record` known before a model is loaded: ``binary`` and ``min_confidence``.
+    """The part of :func:`check_record` known before a model is loaded: ``binary``, ``min_confidence``,
+    and (when given) ``frames`` and ``frame_rows``.
 
     Raises:
-        ResumeMismatchError: As :func:`check_record`, for these two settings.
+        ResumeMismatchError: As :func:`check_record`, for these settings.
     """
     if existing is not None:
-        current = dataclasses.replace(existing, binary=binary, min_confidence=float(min_confidence))
+        videos = {name: value for name, value in (("frames", frames), ("frame_rows", frame_rows)) if value is not None}
+        current = dataclasses.replace(existing, binary=binary, min_confidence=float(min_confidence), **videos)
         check_record(existing, current, output=output, force=force)
 
 
@@ -153,8 +158,9 @@ def _fix(name: str, value: Any, record: RunRecord) -> str:
         return "no --model" if value == "default" else f"--model {value}"
     if name == "revision":
         return f"imgsent {record.imgsent_version}" if record.model == "default" else f"--revision {value}"
-    if name == "binary":
-        return "--binary" if value else "no --binary"
+    if name in ("binary", "frame_rows"):
+        flag = "--" + name.replace("_", "-")
+        return flag if value else f"no {flag}"
     option = {"engine": "--backend", "min_confidence": "--min-confidence"}.get(name, f"--{name}")
     return f"{option} {value}"
 

@@ -99,3 +99,15 @@ def test_engines_results_keep_earlier_runs(tmp_path: Path) -> None:
     merged = merge_results(path, {"runs": {"run2": {"x": 2}}, "startup": {"new": True}})
     assert merged == {"runs": {"run1": {"x": 1}, "run2": {"x": 2}}, "startup": {"new": True}, "bf16": {"kept": True}}
     assert merge_results(tmp_path / "absent.json", {"runs": {"run1": {}}}) == {"runs": {"run1": {}}}
+
+
+@pytest.mark.slow
+def test_video_benchmark_tiny_run(tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="needs the video extra")
+    out = tmp_path / "video.json"
+    result = _run(["-m", "benchmarks.video", "--tiny", "--workdir", str(tmp_path / "work"), "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["setup"]["clips"] == 2 and data["largest_probability_gap"] < 1e-4  # same frames, same rows
+    assert data["long_clip"]["imgsent"]["frames"] == data["long_clip"]["naive"]["frames"] == 8
+    assert "| ratio imgsent / naive |" in result.stdout

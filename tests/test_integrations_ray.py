@@ -98,3 +98,27 @@ def test_options_and_columns_are_checked_before_running(cluster) -> None:
         imgsent_ray.classify(paths).materialize()
     with pytest.raises(InvalidConfigError, match="concurrency=0"):
         imgsent_ray.classify(paths, column="file", concurrency=0)
+
+
+def test_ray_videos_and_frame_rows_equal_classify(cluster, tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="needs the video extra")
+    from tests.video_clips import make_clip, make_gif
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    make_clip(folder / "pan.mp4", count=24)
+    make_gif(folder / "anim.gif", [100] * 5)
+    make_photo(folder / "still.png", seed=1)
+    out = tmp_path / "cli.csv"
+    result = CliRunner().invoke(app, ["classify", str(folder), "-o", str(out), "-m", str(tiny_model_dir), "--device", "cpu",
+                                      "--dtype", "float32", "--frames", "3", "--frame-rows"])
+    assert result.exit_code == 0, result.output
+    cli_rows = _csv(out)
+    files = ray.data.from_items([{"path": str(p)} for p in sorted(folder.iterdir())])
+    rows = imgsent_ray.classify(files, str(tiny_model_dir), device="cpu", dtype="float32", frames=3,
+                                frame_rows=True).take_all()
+    _assert_same(rows, cli_rows)
+    by_path = {row["path"]: row for row in rows}
+    assert by_path[str(folder / "pan.mp4")]["frames"] == 3 and by_path[str(folder / "still.png")]["frames"] is None
+    frame = by_path[f"{folder / 'pan.mp4'}#t=0.5"]
+    assert frame["time"] == 0.5 and float(cli_rows[frame["path"]]["time"]) == 0.5

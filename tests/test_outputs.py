@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from imgsent.errors import InputNotFoundError, MissingExtraError, OutputFormatError, OutputNotWritableError, ResultsFileError
-from imgsent.outputs import COLUMNS, RESULT_COLUMNS, Prediction, ResultWriter, check_writable, infer_format, to_dataframe
+from imgsent.outputs import (
+    COLUMNS, RESULT_COLUMNS, Prediction, ResultWriter, check_writable, infer_format, output_columns, to_dataframe,
+)
 from imgsent.results import Malformed, ResultRow, RunRecord, open_results, write_record
 
 
@@ -44,8 +46,12 @@ def test_predictor_repr(tiny_model_dir):
 
 def test_one_column_table_drives_the_writer_and_the_reader():
     assert COLUMNS == ("path", "label", "confidence", "negative", "neutral", "positive", "error")
-    assert tuple(f.name for f in dataclasses.fields(ResultRow)) == COLUMNS
-    assert tuple(Prediction("a.jpg", "positive", 0.1, 0.2, 0.7).to_row()) == COLUMNS
+    names = tuple(column.name for column in RESULT_COLUMNS)
+    assert names == (*COLUMNS, "frames", "time")  # the optional ones: videos and their frames
+    assert tuple(f.name for f in dataclasses.fields(ResultRow)) == names
+    assert tuple(Prediction("a.jpg", "positive", 0.1, 0.2, 0.7).to_row()) == names
+    prediction_fields = [f.name for f in dataclasses.fields(Prediction)]
+    assert set(names) - {"path"} <= set(prediction_fields) and "source" in prediction_fields
     assert all(column.help and "{" not in column.help for column in RESULT_COLUMNS)
 
 
@@ -130,6 +136,25 @@ def test_malformed_lines_are_reported_not_raised(tmp_path):
     assert rows[1].error == "malformed row 3 in the results file (positive 2 is not a probability; label 'happy')"
     assert malformed == [Malformed(2, "malformed JSON line in the results file"),
                          Malformed(3, rows[1].error, "b.jpg"), Malformed(4, "line 4 has no 'path'")]
+
+
+def test_frames_and_time_are_typed_by_the_column_table(tmp_path):
+    path = tmp_path / "out.csv"
+    good = dict(label="positive", negative=0.1, neutral=0.2, positive=0.7, error=None)
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        ResultWriter(stream, "csv", write_header=True, columns=output_columns(frames=True, time=True)).write([
+            Prediction("v.mp4#t=0.5", **good, time=0.5), Prediction("v.mp4", **good, frames=1),
+            Prediction("a.jpg", **good),
+        ])
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write("w.mp4,positive,0.7,0.1,0.2,0.7,,2.5,\nw.mp4#t=1,positive,0.7,0.1,0.2,0.7,,,-1\n")
+    malformed: list[Malformed] = []
+    rows = open_results(path).read_rows(malformed)
+    assert [(r.frames, r.time) for r in rows[:3]] == [(None, 0.5), (1, None), (None, None)]
+    assert isinstance(rows[1].frames, int) and rows[1].to_row()["frames"] == 1
+    assert rows[3].error == "malformed row 5 in the results file (frames '2.5' is not a whole number >= 0)"
+    assert rows[4].error == "malformed row 6 in the results file (time '-1' is not a number >= 0)"
+    assert [m.line for m in malformed] == [5, 6]
 
 
 def test_open_results_errors_and_empty_files(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ EPILOG = (
     "    imgsent classify photos/ -o out.csv --overwrite\n\n"
     "    imgsent classify photos/ -r -o part-$SLURM_ARRAY_TASK_ID.csv --shard $SLURM_ARRAY_TASK_ID/8\n\n"
     "    imgsent classify a.jpg b.png --model org/imgsent-vit-b16 --revision v1.0\n\n"
+    "    imgsent classify clips/ -o out.csv --frames 16 --frame-rows\n\n"
     "**Columns** (one row per file):\n\n"
     + "".join(f"* `{column.name}`: {column.help}\n" for column in RESULT_COLUMNS)
     + "\n**Exit codes**: 0 every file classified; 1 fatal error (nothing or part written); "
@@ -66,7 +68,7 @@ def classify(
     force: Annotated[
         bool,
         typer.Option("--force", help="With --resume: append even if the file was made with another model, revision, dtype, "
-                                     "engine, --binary or --min-confidence (mixes setups in one file)."),
+                                     "engine, --binary, --min-confidence, --frames or --frame-rows (mixes setups in one file)."),
     ] = False,
     progress: Annotated[
         Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr. Default: when stderr is a terminal.")
@@ -83,14 +85,22 @@ def classify(
         Optional[str],
         typer.Option(help="Classify only part K of N (K from 0), by a hash of each path relative to its folder. Set by RANK/WORLD_SIZE under torchrun."),
     ] = None,
+    frames: Annotated[
+        int, typer.Option("--frames", min=1, help="Frames sampled uniformly over each video or animated GIF/WebP/PNG; its row is their mean.")
+    ] = 8,
+    frame_rows: Annotated[
+        bool, typer.Option("--frame-rows", help="Also write one row per sampled frame: path FILE#t=SECONDS, with a time column.")
+    ] = False,
 ) -> None:
-    """Classify image files and write one row per file (columns below).
+    """Classify image and video files and write one row per file (columns below).
 
     Rows are written as they are produced, so an interrupted run loses at most one batch;
     rerun with --resume to finish it. Unreadable files get an error row and never stop the run.
     An output that already holds rows is never replaced without --overwrite. The output gets a
-    sidecar OUTPUT.imgsent.json recording the model, revision, dtype, engine, --binary and
-    --min-confidence; --resume refuses to mix rows made otherwise.
+    sidecar OUTPUT.imgsent.json recording the model, revision, dtype, engine, --binary,
+    --min-confidence, --frames and --frame-rows; --resume refuses to mix rows made otherwise.
+    Videos (.mp4 .mov .m4v .webm .mkv .avi; need imgsent[video]) and animated GIF, WebP and PNG
+    get the mean of --frames sampled frames.
     """
     from imgsent.cli import STARTED as started
 
@@ -101,16 +111,18 @@ def classify(
     from imgsent.classify import check_setup
     from imgsent.resume import check_options
 
-    # --binary and --min-confidence are checked against a resumed file before torch and the model load
-    check_options(plan.existing.record, binary=binary, min_confidence=min_confidence, output=plan.output or "", force=force)
+    # --binary, --min-confidence, --frames, --frame-rows are checked against a resumed file before torch and the model load
+    check_options(plan.existing.record, binary=binary, min_confidence=min_confidence, output=plan.output or "", force=force,
+                  frames=frames, frame_rows=frame_rows)
     from imgsent.predictor import Predictor
 
     predictor = Predictor.from_pretrained(model, revision=revision, device=run_device, dtype=dtype, backend=backend)
     loaded = time.perf_counter()
-    check_setup(predictor, plan, binary=binary, min_confidence=min_confidence, force=force)
+    check_setup(predictor, plan, binary=binary, min_confidence=min_confidence, force=force, frames=frames,
+                frame_rows=frame_rows)
     _print_header(predictor, plan)
     summary = _run(ctx, predictor, plan, progress=progress, batch_size=batch_size, workers=workers, binary=binary,
-                   min_confidence=min_confidence, force=force)
+                   min_confidence=min_confidence, force=force, frames=frames, frame_rows=frame_rows)
     if report is not None and plan.output is not None:
         from imgsent.report import write_report
 
@@ -166,6 +178,9 @@ def _plan(paths: list[str], *, output: Optional[Path], fmt: Optional[str], recur
     if plan.mode == "resume" and not plan.files:
         err.print(f"Nothing to do: all {_images(plan.skipped)} are already in {plan.output}.")
         raise typer.Exit(EXIT_OK)
+    if plan.videos and importlib.util.find_spec("av") is None:  # once, not once per file
+        err.print(f"[bold yellow]WARNING: {plan.videos} video file(s) need PyAV;[/] they will get error rows. "
+                  "Install it with: pip install 'imgsent\\[video]'")
     return plan, placed.launched, placed.device
 
 

@@ -16,15 +16,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from imgsent.errors import InvalidConfigError, require_extra
-from imgsent.outputs import COLUMNS, Prediction
+from imgsent.options import PredictOptions
+from imgsent.outputs import RESULT_COLUMNS, Prediction, output_columns
+from imgsent.video import check_frames
+from imgsent.video_predict import iter_in_order
 
 if TYPE_CHECKING:
     import pyarrow
     import ray.data
 
     from imgsent.distill.teacher import Teacher
-
-_FLOATS = frozenset({"negative", "neutral", "positive", "confidence"})
 
 
 def classify(
@@ -38,6 +39,8 @@ def classify(
     num_gpus: float = 0,
     num_cpus: float = 1,
     binary: bool = False,
+    frames: int = 8,
+    frame_rows: bool = False,
     **predictor_options: Any,
 ) -> ray.data.Dataset:
     """Classify the images of a Ray dataset; rows come out as ``imgsent classify`` writes them.
@@ -57,12 +60,17 @@ def classify(
         num_cpus: CPUs reserved per actor; also its compute threads, whichever the engine (torch,
             ONNX Runtime or OpenVINO). Default 1.
         binary: Drop neutral and compare negative with positive (the paper's protocol).
+        frames: Frames sampled per video or animated GIF, WebP or PNG (given by path); its row
+            holds their mean and the ``frames`` column their number. Default 8.
+        frame_rows: Also one row per sampled frame (path ``<file>#t=<seconds>``, ``time`` column),
+            just before its file's row, as ``imgsent classify --frame-rows``.
         **predictor_options: Passed to :meth:`imgsent.Predictor.from_pretrained`: ``revision``,
             ``device``, ``dtype``, ``cache_dir``, ``token``, ``local_files_only``.
 
     Returns:
-        A lazy dataset with the CSV's columns (``path``, ``label``, ``negative``, ``neutral``,
-        ``positive``, ``error``, and any other column the output rows carry), one row per input.
+        A lazy dataset with the CSV's columns (``path``, ``label``, ``confidence``, ``negative``,
+        ``neutral``, ``positive``, ``error``, ``frames``, and ``time`` with ``frame_rows``), one row
+        per input (plus the frame rows).
 
     Raises:
         MissingExtraError: Ray is not installed.
@@ -76,6 +84,7 @@ def classify(
          {'path': 'missing.jpg', 'label': None, 'negative': None, ..., 'error': 'missing.jpg: no such file'}]
     """
     _check(dataset, column, batch_size, concurrency, num_gpus, num_cpus)
+    check_frames(frames)
     if num_gpus > 0:
         predictor_options.setdefault("device", "cuda")
     import ray.data
@@ -90,13 +99,15 @@ def classify(
             "batch_size": batch_size,
             "binary": binary,
             "threads": max(1, int(num_cpus)),
+            "frames": frames,
+            "frame_rows": frame_rows,
         },
         batch_size=batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_gpus=num_gpus,
         num_cpus=num_cpus,
-        udf_modifying_row_count=False,
+        udf_modifying_row_count=frame_rows,
     )
 
 
@@ -184,7 +195,7 @@ class _Classifier:
 
     def __init__(
         self, model: str | None, options: dict[str, Any], column: str, path_column: str | None,
-        batch_size: int, binary: bool, threads: int,
+        batch_size: int, binary: bool, threads: int, frames: int = 8, frame_rows: bool = False,
     ) -> None:
         from imgsent.predictor import Predictor
         from imgsent.runtime import set_worker_threads
@@ -193,25 +204,29 @@ class _Classifier:
         self.predictor = Predictor.from_pretrained(model, **options)
         set_worker_threads(threads, self.predictor.engine)  # ONNX Runtime and OpenVINO keep their own threads
         self.column, self.path_column = column, path_column
-        self.batch_size, self.binary = batch_size, binary
+        self.options = PredictOptions(batch_size=batch_size, workers=0, binary=binary)
+        self.frames, self.frame_rows = frames, frame_rows
+        self.columns = list(output_columns(frames=True, time=frame_rows))
 
     def __call__(self, batch: dict[str, Any]) -> pyarrow.Table:
         images = [_plain(value) for value in batch[self.column]]
         try:
-            predictions = self.predictor.predict(images, batch_size=self.batch_size, workers=0, binary=self.binary)
+            predictions = list(iter_in_order(self.predictor, images, self.options, frames=self.frames))
         except Exception:  # noqa: BLE001 - one bad input must not fail the batch: retry one by one
             predictions = [self._one(image) for image in images]
         rows = [p.to_row() for p in predictions]
         if self.column != "path" and self.path_column and self.path_column in batch:
             for row, name in zip(rows, batch[self.path_column]):
                 row["path"] = str(name)
-        return _table(rows, list(rows[0]) if rows else list(COLUMNS))
+        if self.frame_rows:  # each video's frame rows just before its own row
+            rows = [r for p, row in zip(predictions, rows) for r in (*_frame_rows(p), row)]
+        return _table(rows, self.columns)
 
     def _one(self, image: Any) -> Prediction:
         from imgsent.images import describe_source
 
         try:
-            return self.predictor.predict([image], workers=0, binary=self.binary)[0]
+            return next(iter_in_order(self.predictor, [image], self.options, frames=self.frames))
         except Exception as exc:  # noqa: BLE001 - reported in the row
             return Prediction.failed(describe_source(image), f"{type(exc).__name__}: {exc}")
 
@@ -256,6 +271,12 @@ class _Labeler:
         return pa.table(out)
 
 
+def _frame_rows(prediction: Prediction) -> list[dict[str, Any]]:
+    from imgsent.video_outputs import VideoPrediction
+
+    return [frame.to_row() for frame in prediction.frame_predictions] if isinstance(prediction, VideoPrediction) else []
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars from a Ray batch as Python values (``np.str_`` -> ``str``, ``np.bytes_`` -> ``bytes``)."""
     import numpy as np
@@ -270,10 +291,12 @@ def _plain(value: Any) -> Any:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> pyarrow.Table:
-    """Rows as an Arrow table with fixed types: strings, and float64 probabilities with nulls on error."""
+    """Rows as an Arrow table with fixed types from :data:`~imgsent.outputs.RESULT_COLUMNS`, nulls when empty."""
     import pyarrow as pa
 
-    fields = [pa.field(c, pa.float64() if c in _FLOATS else pa.string()) for c in columns]
+    arrow = {"probability": pa.float64(), "seconds": pa.float64(), "count": pa.int64(), "text": pa.string()}
+    kinds = {column.name: column.kind for column in RESULT_COLUMNS}
+    fields = [pa.field(c, arrow[kinds[c]]) for c in columns]
     return pa.Table.from_pydict({c: [row.get(c) for row in rows] for c in columns}, schema=pa.schema(fields))
 
 

@@ -94,14 +94,16 @@ def write_report(
     if not 16 <= thumbnail_size <= 1024:
         raise InvalidConfigError(f"thumbnail_size must be in [16, 1024], got {thumbnail_size}.")
     read = read_report_input(results)
-    rows = read.rows
+    everything = read.rows
     html = build_report(
-        rows, model=model or describe_model(read.record), source=str(results), images_root=images_root, max_per_label=max_per_label,
+        everything, model=model or describe_model(read.record), source=str(results), images_root=images_root,
+        max_per_label=max_per_label,
         thumbnail_size=thumbnail_size, workers=workers, on_progress=on_progress,
     )
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(html, encoding="utf-8", errors="surrogateescape")
+    rows = [row for row in everything if row.time is None]  # frame rows are not files
     shown = sum(min(n, max_per_label) for n in Counter(r.label for r in rows if r.label is not None).values())
     errors = sum(r.label is None for r in rows)
     return ReportSummary(output, len(rows), shown, errors, output.stat().st_size, time.perf_counter() - start)
@@ -123,8 +125,11 @@ def build_report(
     import jinja2
 
     from imgsent.report.thumbnails import make_thumbnails
+    from imgsent.report.video import video_section
 
     root = Path(images_root) if images_root is not None else Path.cwd()
+    frame_rows = [row for row in rows if row.time is not None]  # --frame-rows: shown in the video section
+    rows = [row for row in rows if row.time is None]
     by_label: dict[str, list[ResultRow]] = {label: [] for label in SHOWN_LABELS}
     for row in rows:
         if row.label is not None:
@@ -163,6 +168,7 @@ def build_report(
         thumbnail_size=thumbnail_size,
         bins=_BINS,
         version=_version(),
+        video=video_section(rows, frame_rows, root, workers=workers),
     )
 
 

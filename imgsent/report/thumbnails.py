@@ -9,16 +9,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 from imgsent.environment import available_cores
 from imgsent.images import DEFAULT_MAX_PIXELS, load_image
+from imgsent.scan import has_video_extension
+from imgsent.video import sample_frames
 
 
 def thumbnail_uri(path: str, size: int = 128, quality: int = 80) -> str | None:
     """A ``data:image/jpeg;base64,...`` URI of the image shrunk to fit ``size`` px, or ``None`` if unreadable."""
     try:
-        image = load_image(path, max_pixels=DEFAULT_MAX_PIXELS, draft_size=(size, size))
+        if has_video_extension(path):  # a video: its middle frame
+            image = load_image(sample_frames(path, 1)[0].image)
+        else:
+            image = load_image(path, max_pixels=DEFAULT_MAX_PIXELS, draft_size=(size, size))
         image.thumbnail((size, size))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality, optimize=True)
-    except (OSError, ValueError):  # ImageDecodeError is a ValueError; a vanished file an OSError
+    except (OSError, ValueError, ImportError):  # ImageDecodeError is a ValueError; no PyAV an ImportError
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
