@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgsent.errors import InputNotFoundError, MergeError, ResultsFileError
-from imgsent.outputs import OutputFormat, ResultWriter, infer_format, output_columns
+from imgsent.outputs import OutputFormat, ResultWriter, check_writable, infer_format, output_columns
 from imgsent.results import Malformed, ResultRow, open_results
+from imgsent.resume import check_mode
 from imgsent.scan import iter_image_files
 from imgsent.video_outputs import split_frame_path
 
@@ -50,6 +51,7 @@ def merge_parts(
     inputs: Iterable[str | os.PathLike[str]] | None = None,
     recursive: bool = False,
     fmt: OutputFormat | None = None,
+    overwrite: bool = False,
 ) -> MergeSummary:
     """Join part files into ``output``, checking that every path appears once.
 
@@ -62,6 +64,7 @@ def merge_parts(
             keeps the parts' order.
         recursive: Scan ``inputs`` folders recursively (as ``classify --recursive``).
         fmt: Output format; ``None`` infers it from the extension.
+        overwrite: Replace an ``output`` that already holds rows (otherwise refused, untouched).
 
     Returns:
         A :class:`MergeSummary`.
@@ -69,6 +72,8 @@ def merge_parts(
     Raises:
         MergeError: A path appears twice; an input has no row; a row names a file outside
             ``inputs``; a part is unreadable; or ``output`` is also a part.
+        OutputExistsError: ``output`` already holds rows and ``overwrite`` is False.
+        OutputNotWritableError: ``output`` cannot be written (checked before any part is read).
 
     Example:
         >>> summary = merge_parts("all.csv", ["out.part-00000-of-00002.csv", "out.part-00001-of-00002.csv"],
@@ -78,10 +83,12 @@ def merge_parts(
     """
     if not parts:
         raise MergeError("No part files given: pass the files written by each shard, e.g. out.part-*.csv.")
-    target = Path(output)
+    target = check_writable(output, kind="merged file")
     chosen = infer_format(target, fmt)
     if any(_same_file(target, Path(part)) for part in parts):
         raise MergeError(f"The output {str(target)!r} is also a part file; write the merge to a new file.")
+    check_mode("overwrite" if overwrite else "new", target,
+               fixes="Pass --overwrite to replace it, or write the merge to another file.")
     summary = MergeSummary()
     rows: dict[str, ResultRow] = {}
     seen: dict[str, str] = {}

@@ -47,8 +47,13 @@ def path_key(path: str, cwd: str) -> str:
     return os.path.normcase(os.path.normpath(os.path.join(cwd, path)))
 
 
-def check_mode(mode: str, output: str | os.PathLike[str] | None) -> OutputMode:
+def check_mode(
+    mode: str, output: str | os.PathLike[str] | None, *,
+    fixes: str = "Pass --resume to continue it, --overwrite to replace it, or write to another --output.",
+) -> OutputMode:
     """Validate ``mode`` and, for ``"new"``, refuse an ``output`` that already holds results.
+
+    ``fixes`` ends the refusal: the options that the calling command offers.
 
     Raises:
         InvalidConfigError: ``mode`` is not new, resume or overwrite, or it is resume or
@@ -64,8 +69,7 @@ def check_mode(mode: str, output: str | os.PathLike[str] | None) -> OutputMode:
     path = Path(output)
     if mode == "new" and path.is_file() and path.stat().st_size > 0:
         raise OutputExistsError(
-            f"{path} already holds results ({_lines(path)} lines); nothing was changed. Pass --resume to continue it, "
-            "--overwrite to replace it, or write to another --output."
+            f"{path} already holds results ({_lines(path)} lines); nothing was changed. {fixes}"
         )
     return mode  # type: ignore[return-value]
 

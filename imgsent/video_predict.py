@@ -18,7 +18,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from imgsent.errors import MissingExtraError, VideoDecodeError
 from imgsent.images import describe_source
@@ -27,8 +27,18 @@ from imgsent.outputs import Prediction, labelled
 from imgsent.video import DEFAULT_FRAMES, SampledFrame, check_frames, is_media, sample_frames
 from imgsent.video_outputs import FramePrediction, VideoPrediction, frame_path
 
-if TYPE_CHECKING:
-    from imgsent.predictor import Predictor
+
+class FramePredictor(Protocol):
+    """What video prediction needs of a :class:`~imgsent.Predictor` (named here, so this module never imports it)."""
+
+    device: Any
+    backend: str
+
+    def predict(self, images: Any, *, options: PredictOptions | None = None, **overrides: Any) -> list[Prediction]: ...
+
+    def iter_predict_batches(
+        self, images: Iterable[Any], *, options: PredictOptions | None = None, **overrides: Any
+    ) -> Iterator[list[Prediction]]: ...
 
 __all__ = ["VideoMethods", "iter_in_order", "iter_media_batches", "predict_video"]
 
@@ -75,7 +85,7 @@ class VideoMethods:
 
 
 def predict_video(
-    predictor: Predictor, source: str | os.PathLike[str], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
+    predictor: FramePredictor, source: str | os.PathLike[str], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
 ) -> VideoPrediction:
     """Classify ``frames`` frames sampled uniformly over a video or animation, and their mean.
 
@@ -87,7 +97,7 @@ def predict_video(
 
 
 def iter_in_order(
-    predictor: Predictor, sources: Iterable[Any], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
+    predictor: FramePredictor, sources: Iterable[Any], options: PredictOptions, *, frames: int = DEFAULT_FRAMES,
 ) -> Iterator[Prediction]:
     """:meth:`imgsent.Predictor.iter_predict` for inputs that may include videos: one prediction per input, in order.
 
@@ -127,7 +137,7 @@ def iter_in_order(
 
 
 def iter_media_batches(
-    predictor: Predictor, sources: Iterable[Any], options: PredictOptions, *,
+    predictor: FramePredictor, sources: Iterable[Any], options: PredictOptions, *,
     frames: int = DEFAULT_FRAMES, frame_rows: bool = False,
 ) -> Iterator[list[Prediction]]:
     """Stream predictions for photos, videos and animations mixed, batch by batch.
@@ -210,7 +220,7 @@ def _decode(name: str, frames: int, max_pixels: int) -> _Decoded:
         return name, f"Cannot decode {name!r}: {type(exc).__name__}: {exc}."
 
 
-def _aggregate(predictor: Predictor, decoded: Sequence[_Decoded], options: PredictOptions) -> list[VideoPrediction]:
+def _aggregate(predictor: FramePredictor, decoded: Sequence[_Decoded], options: PredictOptions) -> list[VideoPrediction]:
     """Classify the frames of several files in one pass and average them per file."""
     images = [frame.image for _, found in decoded if isinstance(found, list) for frame in found]
     in_process = dataclasses.replace(options, workers=0)  # the frames are decoded already

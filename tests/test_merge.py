@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from imgsent.cli.app import app
-from imgsent.errors import MergeError
+from imgsent.errors import MergeError, OutputExistsError, OutputNotWritableError
 from imgsent.merge import merge_parts
 from imgsent.shard import iter_shard_files
 
@@ -81,3 +81,24 @@ def test_merge_refuses_a_malformed_row_and_an_unknown_extension(tmp_path: Path) 
     result = runner.invoke(app, ["merge", str(tmp_path / "all.txt"), str(a)])
     assert result.exit_code == 2 and "'.txt', which names no results format" in result.output
     assert not (tmp_path / "all.txt").exists()
+
+
+def test_merge_never_replaces_results_without_overwrite(tmp_path: Path) -> None:
+    part = _write_csv(tmp_path / "p.csv", ["a.jpg", "b.jpg"])
+    out = _write_csv(tmp_path / "all.csv", ["x.jpg", "y.jpg", "z.jpg"])
+    before = out.read_bytes()
+    with pytest.raises(OutputExistsError, match=r"already holds results \(4 lines\); nothing was changed\. Pass --overwrite"):
+        merge_parts(out, [part])
+    assert out.read_bytes() == before
+
+    result = CliRunner().invoke(app, ["merge", str(out), str(part)])
+    assert result.exit_code == 2 and "--overwrite" in result.output and out.read_bytes() == before
+    result = CliRunner().invoke(app, ["merge", str(out), str(part), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert [r["path"] for r in csv.DictReader(out.open(encoding="utf-8"))] == ["a.jpg", "b.jpg"]
+
+
+def test_merge_checks_its_output_before_reading_parts(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(OutputNotWritableError, match=r"Cannot write the merged file .*blocker' is a file, not a folder"):
+        merge_parts(tmp_path / "blocker" / "all.csv", [tmp_path / "missing-part.csv"])

@@ -26,6 +26,7 @@ def merge(
     ] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Scan --inputs folders recursively.")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv or jsonl. Default: from the extension.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an OUTPUT that already holds rows.")] = False,
 ) -> None:
     """Join part files into one, refusing duplicate paths and (with --inputs) missing or unknown files.
 
@@ -36,7 +37,7 @@ def merge(
 
     if fmt is not None and fmt not in ("csv", "jsonl"):
         raise typer.BadParameter(f"--format must be csv or jsonl, got {fmt!r}.")
-    summary = merge_parts(output, parts, inputs=inputs, recursive=recursive, fmt=fmt)  # type: ignore[arg-type]
+    summary = merge_parts(output, parts, inputs=inputs, recursive=recursive, fmt=fmt, overwrite=overwrite)  # type: ignore[arg-type]
     for part in summary.torn:
         err.print(f"warning: {part} ended in a torn row (a killed write), left out", highlight=False)
     checked = " (checked against --inputs)" if inputs else ""
