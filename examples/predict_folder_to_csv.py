@@ -4,20 +4,19 @@ Usage:
     python examples/predict_folder_to_csv.py examples/images -o predictions.csv
     python examples/predict_folder_to_csv.py photos/ --recursive --model acme/imgsent-lite0 --batch-size 64
 
-The CSV has the columns of ``imgsent classify``: path, label, negative, neutral, positive,
-error. Unreadable files get a row with ``error`` set instead of stopping the run.
+The CSV has the columns of ``imgsent classify`` (path, label, confidence, negative, neutral,
+positive, error), written by the same writer. Unreadable files get a row with ``error`` set instead of stopping the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections import Counter
 from pathlib import Path
 
 from imgsent import Predictor
-from imgsent.outputs import COLUMNS
+from imgsent.outputs import ResultWriter
 from imgsent.scan import iter_image_files
 
 HERE = Path(__file__).resolve().parent
@@ -38,11 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     paths = iter_image_files([args.folder], recursive=args.recursive)  # a lazy generator
     counts: Counter[str] = Counter()
     with open(args.output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for prediction in predictor.iter_predict(paths, batch_size=args.batch_size, workers=args.workers):
-            writer.writerow(prediction.to_row())
-            counts[prediction.label if prediction.ok else "error"] += 1
+        writer = ResultWriter(handle, "csv", write_header=True)  # the columns and format of `imgsent classify`
+        for batch in predictor.iter_predict_batches(paths, batch_size=args.batch_size, workers=args.workers):
+            writer.write(batch)  # one flush per batch: a crash loses at most the batch in flight
+            counts.update(p.label if p.ok else "error" for p in batch)
     print(f"{sum(counts.values())} rows -> {args.output}: {dict(sorted(counts.items()))}", file=sys.stderr)
     return 3 if counts["error"] else 0  # the exit codes of `imgsent classify`
 
