@@ -217,7 +217,9 @@ def _print_header(predictor: Predictor, plan: ClassifyPlan) -> None:
     p = predictor
     note = "" if "neutral" in trained_labels(p.config) else " (binary in practice: never predicts neutral)"
     dtype = str(p.dtype).removeprefix("torch.")
-    todo = _images(len(plan.files)) + (f" ({plan.skipped} already in the output)" if plan.mode == "resume" else "")
+    n = len(plan.files)
+    todo = (f"{n} files ({plan.videos} videos)" if plan.media else _images(n)) + (
+        f" ({plan.skipped} already in the output)" if plan.mode == "resume" else "")
     err.print(
         f"model {p.name}{note}, revision {p.revision or ('bundled' if p.name == 'default' else '-')}, device {p.device}, "
         f"dtype {dtype}, engine {escape(p.engine_description)}; {todo} -> {plan.output or 'stdout'} ({plan.format})"
