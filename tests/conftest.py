@@ -77,6 +77,24 @@ def many_photos(folder: Path, count: int = 300) -> Path:
     return folder
 
 
+def classify_until_rows(model_dir: Path, folder: Path, out: Path, *, workers: int, rows: int = 20, **popen: object):
+    """Start ``imgsent classify FOLDER -o OUT`` in a subprocess and return it, with its command, once OUT holds ``rows`` lines.
+
+    For tests that interrupt or kill a run mid-way; ``popen`` goes to :class:`subprocess.Popen`.
+    """
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(out), "-m", str(model_dir),
+           "--device", "cpu", "-b", "4", "-w", str(workers)]
+    proc = subprocess.Popen(cmd, **popen)  # type: ignore[call-overload]
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < rows):
+        time.sleep(0.05)
+    return proc, cmd
+
+
 def csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a CSV file, as dicts keyed by its header."""
     import csv

@@ -8,8 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +18,7 @@ from imgsent.cli.app import app
 from imgsent.errors import InvalidConfigError, OutputExistsError, OutputFormatError
 from tests.conftest import classify_cli as _classify
 from tests.conftest import csv_rows as _rows
-from tests.conftest import make_photo, many_photos
+from tests.conftest import classify_until_rows, make_photo, many_photos
 from tests.test_reliability import _cli_rows, _photos, _sabotage
 
 runner = CliRunner()
@@ -159,12 +157,8 @@ def test_progress_bar_shows_total_rate_elapsed_and_eta(tiny_model_dir, photo_dir
 def test_ctrl_c_prints_safe_rows_and_the_resume_command(tiny_model_dir, tmp_path):
     folder = many_photos(tmp_path / "many")
     out = tmp_path / "out.csv"
-    cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(out), "-m", str(tiny_model_dir),
-           "--device", "cpu", "-b", "4", "-w", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 20):
-        time.sleep(0.05)
+    proc, _ = classify_until_rows(tiny_model_dir, folder, out, workers=0,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

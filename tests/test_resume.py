@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
@@ -19,7 +18,7 @@ from imgsent.resume import RunRecord, check_record, path_key, read_resume_state
 from imgsent.results import detect_format
 from tests.conftest import classify_cli as _classify
 from tests.conftest import csv_rows as _rows
-from tests.conftest import make_photo, many_photos
+from tests.conftest import classify_until_rows, make_photo, many_photos
 from tests.test_reliability import _assert_only_last_line_torn, _cli_rows, _photos, _wait_for_lines
 
 runner = CliRunner()
@@ -44,13 +43,9 @@ def test_resume_skips_done_rows_and_repairs_a_torn_line(tiny_model_dir, photo_di
 def test_sigkill_then_resume_holds_every_image_exactly_once(tiny_model_dir, tmp_path):
     folder = many_photos(tmp_path / "many")
     out = tmp_path / "out.csv"
-    cmd = [sys.executable, "-m", "imgsent", "classify", str(folder), "-o", str(out), "-m", str(tiny_model_dir),
-           "--device", "cpu", "-b", "4", "-w", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 20):
-        time.sleep(0.05)
+    proc, cmd = classify_until_rows(tiny_model_dir, folder, out, workers=1, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     written = out.read_text().count("\n") - 1
