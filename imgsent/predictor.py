@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from imgsent.data import DecodedBatch, iter_batches
+from imgsent.data import DecodedBatch
 from imgsent.config import ModelConfig
 from imgsent.engines import Backend, describe_engine, load_engine
 from imgsent.engines.base import weights_numel
-from imgsent.engines.gpu_decode import gpu_decode_supported, iter_gpu_batches
+from imgsent.engines.gpu_decode import iter_device_batches
 from imgsent.explain import Explanation, check_target, explain_batch, float_network
 from imgsent.images import DEFAULT_MAX_PIXELS, ImageSource
 from imgsent.models.sentiment import SentimentModel
@@ -309,13 +309,11 @@ class Predictor(VideoMethods):
         self, images: Iterable[ImageSource], *, batch_size: int = 32, workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> Iterator[DecodedBatch]:
-        """Preprocess: decode and resize inputs in batches (see :func:`imgsent.data.iter_batches`)."""
+        """Preprocess: decode and resize inputs in batches (see :func:`imgsent.engines.gpu_decode.iter_device_batches`)."""
         PredictOptions(batch_size=batch_size, workers=workers, max_pixels=max_pixels)  # the one validation
         cfg, workers = self.config.preprocess, self._workers(workers)
-        if gpu_decode_supported(cfg, self.device):  # nvJPEG, per-file CPU fallback
-            return iter_gpu_batches(images, cfg, batch_size=batch_size, workers=workers, device=self.device, max_pixels=max_pixels)
-        return iter_batches(images, cfg, batch_size=batch_size, workers=workers, pin_memory=self.device.type == "cuda",
-                            max_pixels=max_pixels)
+        return iter_device_batches(images, cfg, batch_size=batch_size, workers=workers, device=self.device,
+                                   max_pixels=max_pixels)
 
     def _workers(self, workers: int | None) -> int:
         """The decoding workers to use: the caller's choice (checked by :class:`PredictOptions`) or the runtime default."""

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from imgsent.config import PreprocessConfig
-from imgsent.data import DecodedBatch, StreamBatches, decode_or_error, make_loader
+from imgsent.data import DecodedBatch, StreamBatches, decode_or_error, iter_batches, make_loader
 from imgsent.images import DEFAULT_MAX_PIXELS, describe_source
 
 _JPEG_SOI = b"\xff\xd8\xff"
@@ -138,6 +138,22 @@ def iter_gpu_batches(
         yield decode_batch(list(batch_sources), list(batch_data), cfg, device, decoder=decode, max_pixels=max_pixels)
 
 
+def iter_device_batches(
+    sources: Iterable[Any], cfg: PreprocessConfig, *, batch_size: int, workers: int, device: torch.device,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[DecodedBatch]:
+    """The decoded batches for a model on ``device``: the one place that picks the decoding path.
+
+    JPEG files go through nvJPEG on CUDA when the preprocessing allows it (:func:`iter_gpu_batches`,
+    per-file CPU fallback); everything else through :func:`imgsent.data.iter_batches`, with pinned
+    memory on CUDA. Prediction and dedup's features both read their pixels from here.
+    """
+    if gpu_decode_supported(cfg, device):
+        return iter_gpu_batches(sources, cfg, batch_size=batch_size, workers=workers, device=device, max_pixels=max_pixels)
+    return iter_batches(sources, cfg, batch_size=batch_size, workers=workers, pin_memory=device.type == "cuda",
+                        max_pixels=max_pixels)
+
+
 class _ByteReader:
     """Picklable reader for the DataLoader workers: ``(position, source)`` -> ``(source, JPEG bytes or None)``."""
 
@@ -149,4 +165,4 @@ class _ByteReader:
         return source, read_jpeg_bytes(source, self.max_pixels)
 
 
-__all__ = ["decode_batch", "gpu_decode_supported", "iter_gpu_batches", "read_jpeg_bytes"]
+__all__ = ["decode_batch", "gpu_decode_supported", "iter_device_batches", "iter_gpu_batches", "read_jpeg_bytes"]
