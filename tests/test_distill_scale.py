@@ -71,6 +71,73 @@ def test_store_resumes_after_an_interruption_and_gives_identical_chunks(tmp_path
     assert other.calls == [100] * 4
 
 
+class _Streaming:
+    """An embedder with ``stream``: rows come in blocks of 37, whatever the chunk size."""
+
+    def __init__(self, vectors: np.ndarray, extra: int = 0) -> None:
+        self.vectors, self.extra, self.streams = vectors, extra, []
+
+    def __call__(self, paths: list[str]) -> np.ndarray:
+        raise AssertionError("build_store must use stream()")
+
+    def stream(self, paths):
+        names = list(paths)
+        self.streams.append(names)
+        rows = self.vectors[[int(p) for p in names]]
+        rows = np.concatenate([rows, rows[: self.extra]]) if self.extra >= 0 else rows[: self.extra]
+        for start in range(0, len(rows), 37):
+            yield rows[start : start + 37]
+
+
+def test_a_streaming_embedder_gets_every_missing_row_in_one_stream(tmp_path: Path) -> None:
+    from imgsent.errors import EmbeddingError
+
+    vectors = _planted()
+    paths = [str(i) for i in range(len(vectors))]
+    key = store_key(paths, "m")
+    whole = build_store(paths, _table_embed(vectors), tmp_path / "whole", key=key, chunk_size=100)
+    build_store(paths, _table_embed(vectors), tmp_path / "partial", key=key, chunk_size=100)
+    for k in (1, 3):
+        (tmp_path / "partial" / f"chunk-{k:06d}.npy").unlink()
+    seen: list[int] = []
+    streaming = _Streaming(vectors)
+    build_store(paths, streaming, tmp_path / "partial", key=key, chunk_size=100, progress=lambda d, t: seen.append(d))
+    assert streaming.streams == [paths[100:200] + paths[300:400]]  # one stream, only the missing rows, in order
+    assert seen[0] == 200 and seen[-1] == 400 and seen == sorted(seen)
+    for k in range(whole.chunks):
+        name = f"chunk-{k:06d}.npy"
+        assert (tmp_path / "partial" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    for extra, message in ((-5, "fewer rows"), (3, "more rows")):
+        with pytest.raises(EmbeddingError, match=message):
+            build_store(paths, _Streaming(vectors, extra), tmp_path / f"bad{extra}", key=key, chunk_size=100)
+
+
+def test_embedder_from_a_model_folder_builds_no_network_once_its_export_is_cached(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("openvino")
+    from imgsent.distill.features import engine_embedder
+    from imgsent.hub import resolve_model_dir
+    from imgsent.models.sentiment import SentimentModel
+
+    folder = resolve_model_dir(None)
+    images = sorted(str(p) for p in Path("examples/images").glob("*.jpg"))[:3]
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    paths = images + [str(tmp_path / "broken.jpg")]
+    from_model, model_key = engine_embedder(SentimentModel.from_folder(folder), backend="openvino", workers=0)
+    expected = from_model(paths)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the torch network was built")
+
+    monkeypatch.setattr(SentimentModel, "from_folder", no_network)
+    monkeypatch.setattr(SentimentModel, "__init__", no_network)
+    from_folder, folder_key = engine_embedder(folder, backend="openvino", workers=0, batch_size=2)
+    assert folder_key == model_key
+    blocks = list(from_folder.stream(iter(paths)))
+    assert [len(b) for b in blocks] == [2, 2]
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)
+    assert abs(float(np.linalg.norm(expected[-1])) - 1.0) < 1e-5  # the unreadable image: a direction of its own
+
+
 def test_faiss_and_exact_find_the_same_groups_on_planted_duplicates(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
     vectors = _planted(n=3000, dim=64)
@@ -192,7 +259,7 @@ def test_sigkill_at_60_percent_then_rerun_embeds_only_the_rest(tmp_path: Path) -
     print(json.dumps({"uninterrupted_s": uninterrupted, "rerun_s": resumed, "ratio": resumed / uninterrupted}))
 
 
-def test_dedup_stage_writes_groups_and_reports_progress(tmp_path: Path) -> None:
+def test_dedup_stage_writes_groups_and_reports_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("vaderSentiment")
     import yaml
     from PIL import Image
@@ -222,3 +289,10 @@ def test_dedup_stage_writes_groups_and_reports_progress(tmp_path: Path) -> None:
     assert len(groups[0]["links"]) == 1 and groups[0]["links"][0][2] < 0.2
     assert seen[-1] == ("dedup", 7, 7)
     assert len(list((tmp_path / "w" / "dedup" / "embeddings").glob("chunk-*.npy"))) == 1
+    # Interrupted before it finished: the rerun embeds from the saved student folder, building no new student.
+    (tmp_path / "w" / "dedup" / "done.json").unlink()
+    (tmp_path / "w" / "dedup" / "embeddings" / "chunk-000000.npy").unlink()
+    monkeypatch.setattr(DistillRun, "_new_student", lambda self: pytest.fail("the student was built again"))
+    DistillRun(load_recipe(tmp_path / "r.yaml"), tmp_path / "w").run(until="dedup")
+    again = [json.loads(line) for line in (tmp_path / "w" / "dedup" / "groups.jsonl").read_text().splitlines()]
+    assert again == groups

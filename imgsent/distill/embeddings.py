@@ -15,6 +15,7 @@ the stored rows, so every search order and every index sees the same numbers.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -132,12 +133,14 @@ def build_store(
 
     Args:
         paths: Images, in order.
-        embed: Maps a list of paths to a float array or tensor ``[len(paths), D]``.
+        embed: Maps a list of paths to a float array or tensor ``[len(paths), D]``. When it also
+            has ``stream(paths)`` (as :class:`~imgsent.distill.features.FeatureEmbedder` does),
+            every missing path goes through that one stream, which yields row blocks in order.
         folder: The store's folder (created).
         key: What the rows depend on (:func:`store_key`); a store with another key is cleared.
-        batch_size: Paths per ``embed`` call. Default 256.
+        batch_size: Paths per ``embed`` call (without ``stream``). Default 256.
         chunk_size: Rows per chunk file; a rerun after an interruption redoes at most one chunk. Default 1024.
-        progress: Called with ``(images embedded, total)`` after every ``embed`` call, and once at the start.
+        progress: Called with ``(images embedded, total)`` after every block of rows, and once at the start.
 
     Returns:
         The complete :class:`EmbeddingStore`.
@@ -161,25 +164,46 @@ def build_store(
     done = len(paths) - sum(store._rows_in(k) for k in todo)
     if progress is not None:
         progress(done, len(paths))
+    missing = (paths[i] for k in todo for i in range(k * chunk_size, k * chunk_size + store._rows_in(k)))
+    blocks = _embedded_blocks(embed, missing, batch_size)
+    pending: list[np.ndarray] = []
     for k in todo:
-        start = k * chunk_size
-        names = list(paths[start : start + store._rows_in(k)])
-        parts = []
-        for b in range(0, len(names), batch_size):
-            parts.append(_checked(embed(names[b : b + batch_size]), len(names[b : b + batch_size])))
-            done += len(parts[-1])
+        need, have = store._rows_in(k), sum(len(p) for p in pending)
+        while have < need:
+            block = next(blocks, None)
+            if block is None:
+                raise EmbeddingError(f"embed returned fewer rows than the {len(paths)} paths it was given.")
+            pending.append(block)
+            have += len(block)
             if progress is not None:
-                progress(done, len(paths))
-        store.write_chunk(k, np.concatenate(parts))
+                progress(min(done + have, len(paths)), len(paths))
+        rows = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        store.write_chunk(k, rows[:need])
+        pending = [rows[need:]] if have > need else []
+        done += need
+    if pending or next(blocks, None) is not None:
+        raise EmbeddingError(f"embed returned more rows than the {len(paths)} paths it was given.")
     return store
 
 
-def _checked(raw: Any, count: int) -> np.ndarray:
+def _embedded_blocks(embed: EmbedFn, paths: Iterator[str], batch_size: int) -> Iterator[np.ndarray]:
+    """Normalised float32 rows for ``paths`` in order: from ``embed.stream`` (one decoding stream), else per batch."""
+    stream = getattr(embed, "stream", None)
+    if callable(stream):
+        for block in stream(paths):
+            yield _checked(block, None)
+        return
+    while batch := list(itertools.islice(paths, batch_size)):
+        yield _checked(embed(batch), len(batch))
+
+
+def _checked(raw: Any, count: int | None) -> np.ndarray:
     """``embed``'s output as L2-normalised float32 ``[count, D]``, or an error."""
     array = np.asarray(raw.detach().cpu().float() if hasattr(raw, "detach") else raw, dtype=np.float32)
-    if array.ndim != 2 or array.shape[0] != count:
+    if array.ndim != 2 or (count is not None and array.shape[0] != count):
         raise EmbeddingError(
-            f"embed() must return an array of shape [{count}, D] for {count} paths, got shape {tuple(array.shape)}."
+            f"embed() must return an array of shape [{count if count is not None else 'N'}, D] for "
+            f"{count if count is not None else 'N'} paths, got shape {tuple(array.shape)}."
         )
     if not np.isfinite(array).all():
         raise EmbeddingError("embed() returned non-finite values (NaN or inf); check the images and the model.")

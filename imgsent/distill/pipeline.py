@@ -166,7 +166,6 @@ class DistillRun:
 
     def _run_dedup(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.dedup import apply_dedup, deduplicate, iter_groups
-        from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE
 
         d = self.recipe.dedup
         source = self.folder("ingest") / "posts.jsonl"  # streamed twice: the posts are never all in memory
@@ -175,8 +174,7 @@ class DistillRun:
         if d.exact or d.near:
             embed, key = self._embedder() if d.near else (None, "")
             progress = self.on_progress
-            report = deduplicate(paths, embed=embed, threshold=d.threshold, search=d.search,
-                                 batch_size=DEFAULT_CHUNK_SIZE,  # one embed call per chunk: one loader start each
+            report = deduplicate(paths, embed=embed, threshold=d.threshold, search=d.search, batch_size=d.batch_size,
                                  workdir=folder / "embeddings", model_key=key, nlist=d.nlist, nprobe=d.nprobe,
                                  memory_gb=d.memory_gb,
                                  progress=(lambda done, total: progress("dedup", done, total)) if progress else None)
@@ -190,12 +188,25 @@ class DistillRun:
         return summary
 
     def _embedder(self) -> tuple[Callable[[list[str]], Any], str]:
-        from imgsent.distill.backbones import load_imagenet_backbone
+        """The student's ImageNet backbone as dedup's embedder, saved once as a model folder in the stage.
+
+        A rerun (after an interruption) loads the folder's cached features export directly,
+        without building the torch network.
+        """
+        from imgsent.config import CONFIG_NAME
         from imgsent.distill.features import engine_embedder
 
-        model = self._new_student()
-        load_imagenet_backbone(model)
-        return engine_embedder(model, backend=self.recipe.dedup.backend, batch_size=self.recipe.dedup.batch_size)
+        folder = self.folder("dedup") / "embedder"
+        if not (folder / CONFIG_NAME).is_file():
+            from imgsent.distill.backbones import load_imagenet_backbone
+
+            model = self._new_student()
+            load_imagenet_backbone(model)
+            staging = folder.with_name(folder.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            model.save_pretrained(staging)
+            os.replace(staging, folder)
+        return engine_embedder(folder, backend=self.recipe.dedup.backend, batch_size=self.recipe.dedup.batch_size)
 
     def _run_label(self, folder: Path) -> dict[str, Any]:
         from imgsent.distill.labels import label_corpus
