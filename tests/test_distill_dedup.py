@@ -97,6 +97,7 @@ def test_deduplicate_and_apply(tmp_path: Path) -> None:
     assert report.kept == [str(a), str(b)]
     kinds = {Path(d.path).name: (d.kind, Path(d.kept).name) for d in report.removed}
     assert kinds == {"a2.png": ("exact", "a.png"), "c.png": ("near", "a.png")}
-    assert report.summary() == {"kept": 2, "removed_exact": 1, "removed_near": 1, "unreadable": 0, "threshold": 0.15}
+    assert report.summary() == {"kept": 2, "removed_exact": 1, "removed_near": 1, "unreadable": 0, "threshold": 0.15,
+                                "search": "exact", "index_bytes": 0}
     posts = [Post("1", "t", (str(a), str(c))), Post("2", "t", (str(a2),)), Post("3", "t", ("https://x/y.jpg",))]
     assert list(apply_dedup(posts, report)) == [Post("1", "t", (str(a),)), posts[2]]

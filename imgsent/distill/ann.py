@@ -66,15 +66,20 @@ def plan_index(n: int, dim: int, *, memory_gb: float = DEFAULT_MEMORY_GB, nlist:
                nprobe: int = 16, train_size: int = 39) -> IndexPlan:
     """Pick the code and the training sample so the index fits in about half of ``memory_gb``.
 
-    k-means trains on ``train_size`` rows per cell (FAISS's minimum, 39, by default): its cost,
-    ``iterations x rows x nlist x dim``, is most of the index's build time, and the cells only
-    decide which images are compared, never whether a pair is a duplicate.
+    k-means trains on up to ``train_size`` rows per cell (FAISS's minimum, 39, by default): its
+    cost, ``iterations x rows x nlist x dim``, is most of the index's build time, and the cells
+    only decide which images are compared, never whether a pair is a duplicate. Training holds
+    the sample twice in float32 (the rows and their residuals), so the sample is also capped to
+    fit in the index's own size (at least one row per cell): training never needs more memory
+    than the index it builds.
 
     Example:
         >>> plan_index(3_700_000, 1280, memory_gb=4.0).codec
         'SQ4'
         >>> plan_index(300_000, 1280, memory_gb=4.0).codec
         'SQ8'
+        >>> plan_index(3_700_000, 1280, memory_gb=4.0).train_rows
+        234140
     """
     nlist = default_nlist(n) if nlist is None else nlist
     if not 1 <= nlist <= max(1, n) or nprobe < 1:
@@ -84,12 +89,13 @@ def plan_index(n: int, dim: int, *, memory_gb: float = DEFAULT_MEMORY_GB, nlist:
     budget = memory_gb * 2**30 / 2
     codec = "SQ8" if n * (dim + 8) <= budget else "SQ4"
     code = dim if codec == "SQ8" else -(-dim // 2)
-    train_cap = max(39 * nlist, int(budget / (4 * dim)))  # float32 training rows, freed before adding
-    return IndexPlan(nlist, min(nprobe, nlist), codec, n * (code + 8), min(n, nlist * train_size, train_cap))
+    index_bytes = n * (code + 8)
+    train_cap = max(nlist, index_bytes // (2 * 4 * dim))  # rows and residuals in float32, freed before adding
+    return IndexPlan(nlist, min(nprobe, nlist), codec, index_bytes, min(n, nlist * train_size, train_cap))
 
 
 def faiss_candidates(
-    store: EmbeddingStore, min_cos: float, plan: IndexPlan, *, query_block: int = 16384, seed: int = 0
+    store: EmbeddingStore, min_cos: float, plan: IndexPlan, *, query_block: int = 4096, seed: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield index pairs ``(i, j)``, ``i < j``, that may have an inner product above ``min_cos``.
 
@@ -97,7 +103,7 @@ def faiss_candidates(
         store: The L2-normalised embeddings.
         min_cos: Inner-product cut (the distance threshold converted, with float slack).
         plan: Index settings (:func:`plan_index`).
-        query_block: Rows added and queried per step (bounds memory). Default 16384.
+        query_block: Rows added and queried per step (bounds memory besides the index). Default 4096.
         seed: Seed of the training sample and of k-means, so runs are repeatable.
 
     Yields:
@@ -108,6 +114,7 @@ def faiss_candidates(
     """
     require_extra("faiss", "ann")
     index = _trained_index(store, plan, seed)
+    _reserve_lists(index, store, query_block)
     for _, block in store.iter_blocks(query_block):
         index.add(block)
     margin = _code_margin(index, store, min_cos, seed)
@@ -133,6 +140,25 @@ def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: 
     faiss.extract_index_ivf(index).cp.niter = 10
     index.train(sample)
     return index
+
+
+def _reserve_lists(index, store: EmbeddingStore, block_rows: int) -> None:  # noqa: ANN001 (faiss type)
+    """Give every inverted list its exact final capacity before adding.
+
+    Lists grow by doubling as rows are added, which leaves up to half of each unused (the index
+    would take about 1.75x its codes); one cheap pass assigns every row to its cell, and each
+    list is sized once.
+    """
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    counts = np.zeros(ivf.nlist, dtype=np.int64)
+    for _, block in store.iter_blocks(block_rows):
+        counts += np.bincount(ivf.quantizer.assign(block, 1).ravel(), minlength=ivf.nlist)
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    for cell in np.flatnonzero(counts).tolist():
+        lists.resize(cell, int(counts[cell]))  # allocates the capacity ...
+        lists.resize(cell, 0)  # ... which the list keeps while it is empty again
 
 
 def _code_margin(index, store: EmbeddingStore, min_cos: float, seed: int, sample: int = 2000) -> float:  # noqa: ANN001

@@ -73,6 +73,9 @@ class DedupReport:
         threshold: Distance threshold used for near duplicates (``None`` if not run).
         links: Every pair of images found closer than ``threshold``, with its distance
             (a group of ``k`` near duplicates has at least ``k - 1`` links).
+        search: How candidate pairs were found: ``"exact"`` (all pairs), or the FAISS index
+            (e.g. ``"faiss IVF2190,SQ8 nprobe=16"``); ``None`` if the near search did not run.
+        index_bytes: Expected size of the FAISS index's codes and ids (0 for the exact search).
     """
 
     kept: list[str] = field(default_factory=list)
@@ -80,6 +83,8 @@ class DedupReport:
     unreadable: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None
     links: list[tuple[str, str, float]] = field(default_factory=list)
+    search: str | None = None
+    index_bytes: int = 0
 
     def summary(self) -> dict[str, Any]:
         """Counts by kind, JSON-ready."""
@@ -90,6 +95,8 @@ class DedupReport:
             "removed_near": len(self.removed) - exact,
             "unreadable": len(self.unreadable),
             "threshold": self.threshold,
+            "search": self.search,
+            "index_bytes": self.index_bytes,
         }
 
 
@@ -199,9 +206,10 @@ def find_near_duplicates(
         min_cos = 1.0 - threshold * threshold / 2.0 - 1e-3
         if _use_faiss(search, store.n):
             plan = plan_index(store.n, store.dim, memory_gb=memory_gb, nlist=nlist, nprobe=nprobe)
-            candidates = faiss_candidates(store, min_cos, plan, query_block=max(block_size, 16384))
+            report.search, report.index_bytes = f"faiss IVF{plan.nlist},{plan.codec} nprobe={plan.nprobe}", plan.index_bytes
+            candidates = faiss_candidates(store, min_cos, plan, query_block=block_size)
         else:
-            candidates = _all_pairs(store, min_cos, block_size)
+            report.search, candidates = "exact", _all_pairs(store, min_cos, block_size)
         links = _links(store, candidates, threshold)
     _group(report, paths, links)
     return report
@@ -284,7 +292,7 @@ def deduplicate(
     Example:
         >>> report = deduplicate(paths, embed=my_embed)  # doctest: +SKIP
         >>> report.summary()  # doctest: +SKIP
-        {'kept': 740, 'removed_exact': 6, 'removed_near': 4, 'unreadable': 0, 'threshold': 0.15}
+        {'kept': 740, 'removed_exact': 6, 'removed_near': 4, 'unreadable': 0, 'threshold': 0.15, 'search': 'exact', 'index_bytes': 0}
     """
     exact = find_exact_duplicates(list(paths))
     if embed is None:
@@ -295,7 +303,7 @@ def deduplicate(
     # An exact copy of an image removed as a near duplicate belongs to the same group.
     survivor = {d.path: d.kept for d in near.removed}
     removed = [replace(d, kept=survivor.get(d.kept, d.kept)) for d in exact.removed] + near.removed
-    return DedupReport(kept=near.kept, removed=removed, unreadable=exact.unreadable, threshold=threshold, links=near.links)
+    return replace(near, removed=removed, unreadable=exact.unreadable)
 
 
 def iter_groups(report: DedupReport) -> Iterator[dict[str, Any]]:
