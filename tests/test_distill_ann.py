@@ -51,3 +51,31 @@ def test_default_nlist_respects_the_training_minimum() -> None:
     assert default_nlist(10) == 1
     assert default_nlist(3900) == 100
     assert default_nlist(200_000) == 1788
+
+
+def test_codes_cover_every_row_so_the_search_margin_stays_small(tmp_path) -> None:
+    """Rows outside the training sample's range are not clipped: their code error is at most one step per dimension."""
+    import numpy as np
+
+    from imgsent.distill.ann import _code_margin, _fit_codes_and_lists, _trained_index, plan_index
+    from imgsent.distill.embeddings import build_store
+
+    rng = np.random.default_rng(0)
+    dim = 32
+    rows = np.abs(rng.standard_normal((3000, dim))).astype(np.float32)  # non-negative, like pooled features
+    rows[:dim] *= 0.1
+    rows[np.arange(dim), np.arange(dim)] = 50.0  # each of these rows spikes in a dimension of its own
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    store = build_store([str(i) for i in range(len(rows))], lambda names: rows[[int(n) for n in names]],
+                        tmp_path / "store", key="k")
+    plan = plan_index(store.n, dim, nlist=8, memory_gb=0.0001)  # 4-bit codes, a training sample of a few rows
+    assert plan.codec == "SQ4" and plan.train_rows < 300  # about 1 in 10 rows: most spikes are left out
+    index = _trained_index(store, plan, seed=0)
+    _fit_codes_and_lists(index, store, block_rows=1000)
+    stored = store.rows(np.arange(store.n))
+    index.add(stored)
+    error = np.abs(stored - index.sa_decode(index.sa_encode(stored)))
+    step = (stored.max(axis=0) - stored.min(axis=0)) / 15
+    assert (error <= step + 1e-6).all()
+    assert index.ntotal == store.n
+    assert _code_margin(index, store, 0.98875, seed=0) < 0.3  # clipped spikes would move inner products by ~1
