@@ -7,8 +7,8 @@ compared only with the images of its ``nprobe`` nearest cells. The index keeps *
 codes, never the float vectors: 8-bit scalar quantisation (``SQ8``, ``D`` bytes per image)
 when it fits in the memory budget, else 4-bit (``SQ4``, ``D / 2`` bytes). The embeddings are
 added and searched a block at a time from disk, so the only corpus-sized structure in memory
-is the index itself, each list sized exactly once. The codes quantise the rows (not residuals)
-over each dimension's range in the whole corpus, so no row is clipped.
+is the index itself, each list sized exactly once. The codes quantise each row's residual to
+its cell centre over each dimension's range in the whole corpus, so nothing is clipped.
 
 Compression moves inner products a little, so the range search uses a lower cut: the
 threshold's cosine minus a margin measured on a sample of the corpus (the largest change of
@@ -131,8 +131,8 @@ def faiss_candidates(
 def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: ANN202 (faiss type)
     """An empty IVF index with its cells trained on an evenly spread sample of rows.
 
-    The codes quantise the rows themselves, not their residuals to the cell centre, so their
-    ranges can be set from the whole corpus (:func:`_fit_codes_and_lists`).
+    The codes quantise each row's residual to its cell centre; their ranges are set from the
+    whole corpus afterwards (:func:`_fit_codes_and_lists`).
     """
     import faiss
 
@@ -141,7 +141,6 @@ def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: 
     sample = store.rows(picks)
     index = faiss.index_factory(store.dim, f"IVF{plan.nlist},{plan.codec}", faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.extract_index_ivf(index)
-    ivf.by_residual = False
     ivf.cp.seed = seed
     ivf.cp.min_points_per_centroid = 1  # a small sample is not an error
     ivf.cp.niter = 10
@@ -152,11 +151,11 @@ def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: 
 def _fit_codes_and_lists(index, store: EmbeddingStore, block_rows: int) -> None:  # noqa: ANN001 (faiss type)
     """One pass over the rows: the codes' ranges from every row, and every list's exact capacity.
 
-    * **Ranges.** A scalar quantiser trained on a sample clips the rows outside the sample's
-      range per dimension; on real photo features that moved inner products by up to 0.3 and
-      made the search margin (and the candidates) explode. Trained on each dimension's minimum
-      and maximum over the whole corpus, no row is clipped and the error of every value is at
-      most half a step.
+    * **Ranges.** A scalar quantiser trained on a sample clips the residuals outside the
+      sample's range per dimension; on real photo features that moved inner products by up to
+      0.3 and made the search margin (and the candidates) explode. Trained on each dimension's
+      minimum and maximum residual over the whole corpus, nothing is clipped and the error of
+      every value is at most one step.
     * **Capacity.** Lists grow by doubling as rows are added, which leaves up to half of each
       unused (the index would take about 1.75x its codes); every row is assigned to its cell
       here and each list is sized once.
@@ -164,13 +163,16 @@ def _fit_codes_and_lists(index, store: EmbeddingStore, block_rows: int) -> None:
     import faiss
 
     ivf = faiss.extract_index_ivf(index)
+    centres = ivf.quantizer.reconstruct_n(0, ivf.nlist)
     counts = np.zeros(ivf.nlist, dtype=np.int64)
     low = np.full(store.dim, np.inf, dtype=np.float32)
     high = np.full(store.dim, -np.inf, dtype=np.float32)
     for _, block in store.iter_blocks(block_rows):
-        counts += np.bincount(ivf.quantizer.assign(block, 1).ravel(), minlength=ivf.nlist)
-        np.minimum(low, block.min(axis=0), out=low)
-        np.maximum(high, block.max(axis=0), out=high)
+        cells = ivf.quantizer.assign(block, 1).ravel()
+        counts += np.bincount(cells, minlength=ivf.nlist)
+        residuals = block - centres[cells]
+        np.minimum(low, residuals.min(axis=0), out=low)
+        np.maximum(high, residuals.max(axis=0), out=high)
     faiss.downcast_index(ivf).sq.train(np.stack([low, high]))
     lists = faiss.downcast_InvertedLists(ivf.invlists)
     for cell in np.flatnonzero(counts).tolist():
