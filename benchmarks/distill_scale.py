@@ -48,6 +48,8 @@ from benchmarks.common import REPO, load_average, make_jpegs, write_json
 
 PAPER_POSTS = 3_700_000
 DIM = 1280
+MEMORY_GB = 4.0
+"""The dedup stage's memory budget in the scale runs (``dedup.memory_gb``)."""
 RESULTS = REPO / "benchmarks" / "results"
 _WORDS = ("great happy love wonderful awful sad terrible hate fine okay table window street coffee "
           "morning today friends really very not quite the a of and").split()
@@ -130,7 +132,7 @@ def run_child(n: int, corpus: Path, workdir: Path, stage: str) -> dict[str, Any]
 
     recipe = recipe_from_dict({
         "name": "scale", "corpus": {"path": str(corpus), "lang": None, "min_words": 3},
-        "dedup": {"search": "faiss" if n >= 100_000 else "exact", "memory_gb": 4.0},
+        "dedup": {"search": "faiss" if n >= 100_000 else "exact", "memory_gb": MEMORY_GB},
         "selection": {"thresholds": {"negative": 0.5, "neutral": 0.5, "positive": 0.5}},
     }, base=corpus.parent)
     stages: dict[str, dict[str, float]] = {}
@@ -178,20 +180,61 @@ def scale(sizes: list[int], root: Path) -> dict[str, Any]:
         rows.append(row)
         print(json.dumps(row), flush=True)
         subprocess.run(["rm", "-rf", str(workdir)], check=True)
+    return {"sizes": sizes, "rows": rows, "growth": extrapolate(rows), "load_average_1min": load_average()[0], "dim": DIM}
+
+
+def extrapolate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per stage: the time exponent and memory per post between the two largest sizes, and both at 3.7 M posts."""
     growth: dict[str, Any] = {}
     first, last = rows[-2], rows[-1]  # the two largest: the same search method, the clearest trend
     for stage in last["stages"]:
         t0, t1 = first["stages"][stage]["seconds"], last["stages"][stage]["seconds"]
         m0, m1 = first["stages"][stage]["peak_rss_mib"], last["stages"][stage]["peak_rss_mib"]
         exponent = math.log(max(t1, 1e-3) / max(t0, 1e-3)) / math.log(last["n"] / first["n"])
-        per_post = (m1 - m0) / (last["n"] - first["n"]) * 2**20  # bytes per post, from the two ends
+        # The index's codes are planned, not grown: its 8-bit codes at 1 M become 4-bit ones at 3.7 M
+        # (plan_index, within memory_gb). So memory is the index planned for 3.7 M (or the k-means
+        # sample, if larger) plus the rest of the stage, extrapolated linearly.
+        index0, index1, index_at = ((_index_mib(row) if stage == "dedup" else 0.0) for row in (first, last, {"n": PAPER_POSTS}))
+        per_post = ((m1 - index1) - (m0 - index0)) / (last["n"] - first["n"]) * 2**20  # bytes per post, besides the index
+        rest_at = (m1 - index1) + per_post * (PAPER_POSTS - last["n"]) / 2**20
         growth[stage] = {
             "time_exponent": exponent,
             "seconds_at_3_7M": t1 * (PAPER_POSTS / last["n"]) ** exponent,
             "memory_bytes_per_post": per_post,
-            "peak_rss_gib_at_3_7M": (m1 + per_post * (PAPER_POSTS - last["n"]) / 2**20) / 1024,
+            "index_mib_at_3_7M": index_at,
+            "peak_rss_gib_at_3_7M": (rest_at + index_at) / 1024,
+            "peak_rss_gib_at_3_7M_linear": (m1 + (m1 - m0) / (last["n"] - first["n"]) * (PAPER_POSTS - last["n"])) / 1024,
         }
-    return {"sizes": sizes, "rows": rows, "growth": growth, "load_average_1min": load_average()[0], "dim": DIM}
+    return growth
+
+
+def table(result: dict[str, Any]) -> str:
+    """The scale result as the markdown table of ``docs/benchmarks.md``."""
+    rows, growth = result["rows"], result["growth"]
+    head = ["stage", *(f"{r['n']:,} posts" for r in rows), "time exponent", "bytes per post",
+            "3.7 M: time", "3.7 M: peak RSS", "3.7 M: peak RSS, linear"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage, g in growth.items():
+        cells = [f"{r['stages'][stage]['seconds']:,.0f} s, {r['stages'][stage]['peak_rss_mib']:,.0f} MiB" for r in rows]
+        lines.append("| " + " | ".join([stage, *cells, f"{g['time_exponent']:.2f}", f"{g['memory_bytes_per_post']:,.0f}",
+                                         f"{g['seconds_at_3_7M'] / 3600:.1f} h", f"{g['peak_rss_gib_at_3_7M']:.2f} GiB",
+                                         f"{g['peak_rss_gib_at_3_7M_linear']:.2f} GiB"]) + " |")
+    return "\n".join(lines)
+
+
+def _index_mib(row: dict[str, Any]) -> float:
+    """MiB the dedup stage's index takes for ``row["n"]`` posts: the larger of its codes and its training (sample and residuals).
+
+    The search input is the posts left after exact dedup (1 % are exact copies); below
+    ``ANN_MIN_SIZE`` the exact search runs and there is no index.
+    """
+    from imgsent.distill.ann import ANN_MIN_SIZE, plan_index
+
+    n = int(row["n"] * 0.99)
+    if row["n"] < ANN_MIN_SIZE:
+        return 0.0
+    plan = plan_index(n, DIM, memory_gb=MEMORY_GB)
+    return max(plan.index_bytes, 2 * plan.train_rows * DIM * 4) / 2**20
 
 
 # -- embed against classify ----------------------------------------------------------------------------------
@@ -210,11 +253,13 @@ def embed_vs_classify(count: int, root: Path, repeats: int = 2) -> dict[str, Any
         "embed_features_engine": [py, "-m", "benchmarks.distill_scale", "embed-child", str(folder), "engine"],
         "embed_torch_before": [py, "-m", "benchmarks.distill_scale", "embed-child", str(folder), "torch-before"],
     }
-    for cmd in commands.values():  # warm the export caches and the page cache
-        _timed(cmd)
+    for name in ("classify", "embed_features_engine"):  # warm the export caches and the page cache
+        _timed(commands[name])
     times: dict[str, list[float]] = {k: [] for k in commands}
-    for _ in range(repeats):
+    for rep in range(repeats):
         for name, cmd in commands.items():
+            if name == "embed_torch_before" and rep:  # no cache to warm, and minutes long: once is enough
+                continue
             (root / "classify.csv").unlink(missing_ok=True)
             times[name].append(_timed(cmd))
     best = {k: min(v) for k, v in times.items()}
@@ -232,33 +277,36 @@ def embed_child(folder: Path, kind: str) -> None:
     from imgsent.models.sentiment import SentimentModel
 
     paths = sorted(str(p) for p in folder.glob("*.jpg"))
-    model = SentimentModel.from_pretrained()
-    if kind == "engine":  # as the dedup stage runs it: one embed call per durable chunk
+    if kind == "engine":  # as the dedup stage runs it: the model folder, one decoding stream, durable chunks
         import tempfile
 
-        from imgsent.distill.embeddings import DEFAULT_CHUNK_SIZE, build_store
+        from imgsent.distill.embeddings import build_store
+        from imgsent.hub import resolve_model_dir
 
-        embed, key = engine_embedder(model)
+        embed, key = engine_embedder(resolve_model_dir(None))
         with tempfile.TemporaryDirectory() as store:
-            build_store(paths, embed, store, key=key, batch_size=DEFAULT_CHUNK_SIZE)
+            build_store(paths, embed, store, key=key)
         return
     from imgsent.distill.probe import embed_rows
     from imgsent.runtime import default_workers
 
-    device = torch.device("cpu")
+    device, model = torch.device("cpu"), SentimentModel.from_pretrained()
     embed_rows(model.net, paths, model.config.preprocess, device=device, workers=default_workers(device))
 
 
 # -- kill and resume -----------------------------------------------------------------------------------------
 
+RESUME_CHUNK = 100
+"""Rows per chunk in the kill test: what a kill can lose (at most one chunk in progress), 10 % of 1,000 images."""
+
 def resume_child(folder: Path, workdir: Path) -> None:
     from imgsent.distill.dedup import find_near_duplicates
     from imgsent.distill.features import engine_embedder
-    from imgsent.models.sentiment import SentimentModel
+    from imgsent.hub import resolve_model_dir
 
     paths = sorted(str(p) for p in folder.glob("*.jpg"))
-    embed, key = engine_embedder(SentimentModel.from_pretrained())
-    report = find_near_duplicates(paths, embed, workdir=workdir, model_key=key, batch_size=200, chunk_size=200,
+    embed, key = engine_embedder(resolve_model_dir(None))  # as the dedup stage reruns: from its model folder
+    report = find_near_duplicates(paths, embed, workdir=workdir, model_key=key, chunk_size=RESUME_CHUNK,
                                   progress=lambda done, total: print(f"progress {done} {total}", flush=True))
     print(json.dumps({"kept": len(report.kept), "removed": [d.path for d in report.removed]}), flush=True)
 
@@ -367,6 +415,8 @@ def main() -> None:
         result = kill_and_resume(args.images, args.root)
     write_json(RESULTS / f"distill_scale_{args.command}.json", result)
     print(json.dumps(result, indent=2))
+    if args.command == "scale":
+        print(table(result))
 
 
 if __name__ == "__main__":
