@@ -69,10 +69,9 @@ def plan_index(n: int, dim: int, *, memory_gb: float = DEFAULT_MEMORY_GB, nlist:
 
     k-means trains on up to ``train_size`` rows per cell (FAISS's minimum, 39, by default): its
     cost, ``iterations x rows x nlist x dim``, is most of the index's build time, and the cells
-    only decide which images are compared, never whether a pair is a duplicate. Training holds
-    the sample twice in float32 (the rows and their residuals), so the sample is also capped to
-    fit in the index's own size (at least one row per cell): training never needs more memory
-    than the index it builds.
+    only decide which images are compared, never whether a pair is a duplicate. The float32
+    sample is also capped to half the index's own size (at least one row per cell), so training
+    never needs more memory than the index it builds.
 
     Example:
         >>> plan_index(3_700_000, 1280, memory_gb=4.0).codec
@@ -91,7 +90,7 @@ def plan_index(n: int, dim: int, *, memory_gb: float = DEFAULT_MEMORY_GB, nlist:
     codec = "SQ8" if n * (dim + 8) <= budget else "SQ4"
     code = dim if codec == "SQ8" else -(-dim // 2)
     index_bytes = n * (code + 8)
-    train_cap = max(nlist, index_bytes // (2 * 4 * dim))  # rows and residuals in float32, freed before adding
+    train_cap = max(nlist, index_bytes // (2 * 4 * dim))  # float32 rows, freed before the codes are fitted
     return IndexPlan(nlist, min(nprobe, nlist), codec, index_bytes, min(n, nlist * train_size, train_cap))
 
 
@@ -129,22 +128,26 @@ def faiss_candidates(
 
 
 def _trained_index(store: EmbeddingStore, plan: IndexPlan, seed: int):  # noqa: ANN202 (faiss type)
-    """An empty IVF index with its cells trained on an evenly spread sample of rows.
+    """An IVF index with its cells trained on an evenly spread sample of rows; its codes are fitted afterwards.
 
-    The codes quantise each row's residual to its cell centre; their ranges are set from the
-    whole corpus afterwards (:func:`_fit_codes_and_lists`).
+    Only the cells are trained here (k-means on the sample, inner-product metric). The codes
+    quantise each row's residual to its cell centre over ranges taken from the whole corpus
+    (:func:`_fit_codes_and_lists`), so the sample's residuals are never materialised.
     """
     import faiss
 
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(store.n, plan.train_rows, replace=False))
     sample = store.rows(picks)
-    index = faiss.index_factory(store.dim, f"IVF{plan.nlist},{plan.codec}", faiss.METRIC_INNER_PRODUCT)
-    ivf = faiss.extract_index_ivf(index)
-    ivf.cp.seed = seed
-    ivf.cp.min_points_per_centroid = 1  # a small sample is not an error
-    ivf.cp.niter = 10
-    index.train(sample)
+    quantizer = faiss.IndexFlatIP(store.dim)
+    clustering = faiss.Clustering(store.dim, plan.nlist)
+    clustering.seed, clustering.niter, clustering.spherical = seed, 10, True  # as IndexIVF trains for inner products
+    clustering.min_points_per_centroid = 1  # a small sample is not an error
+    clustering.train(sample, quantizer)
+    del sample
+    qtype = faiss.ScalarQuantizer.QT_8bit if plan.codec == "SQ8" else faiss.ScalarQuantizer.QT_4bit
+    index = faiss.IndexIVFScalarQuantizer(quantizer, store.dim, plan.nlist, qtype, faiss.METRIC_INNER_PRODUCT)
+    index.referenced_objects = [quantizer]  # the index does not own its quantizer: keep it alive
     return index
 
 
@@ -162,7 +165,7 @@ def _fit_codes_and_lists(index, store: EmbeddingStore, block_rows: int) -> None:
     """
     import faiss
 
-    ivf = faiss.extract_index_ivf(index)
+    ivf = faiss.downcast_index(index)
     centres = ivf.quantizer.reconstruct_n(0, ivf.nlist)
     counts = np.zeros(ivf.nlist, dtype=np.int64)
     low = np.full(store.dim, np.inf, dtype=np.float32)
@@ -173,7 +176,8 @@ def _fit_codes_and_lists(index, store: EmbeddingStore, block_rows: int) -> None:
         residuals = block - centres[cells]
         np.minimum(low, residuals.min(axis=0), out=low)
         np.maximum(high, residuals.max(axis=0), out=high)
-    faiss.downcast_index(ivf).sq.train(np.stack([low, high]))
+    ivf.sq.train(np.stack([low, high]))
+    ivf.is_trained = True
     lists = faiss.downcast_InvertedLists(ivf.invlists)
     for cell in np.flatnonzero(counts).tolist():
         lists.resize(cell, int(counts[cell]))  # allocates the capacity ...
