@@ -155,7 +155,7 @@ def test_progress_bar_shows_total_rate_elapsed_and_eta(tiny_model_dir, photo_dir
 
 @pytest.mark.slow
 def test_ctrl_c_prints_safe_rows_and_the_resume_command(tiny_model_dir, tmp_path):
-    folder = many_photos(tmp_path / "many")
+    folder = many_photos(tmp_path / "many", count=1000)  # long enough that a busy machine still interrupts mid-run
     out = tmp_path / "out.csv"
     proc, _ = classify_until_rows(tiny_model_dir, folder, out, workers=0,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
